@@ -1,0 +1,1 @@
+"""Untrusted files in, validated domain objects out."""

@@ -1,0 +1,1 @@
+"""Crystal graphs, atom features and symmetry (numpy; no torch, no DGL)."""
