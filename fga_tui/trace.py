@@ -51,6 +51,8 @@ class Trace:
     fine-grained attention recomputed with queries from that stage's features. ``queries[stage]``
     [H, N, d] and ``keys`` [H, L, d] are the scaled attention inputs behind those weights (for the
     shared-vs-atom-specific logit decomposition). ``token_mask`` bool [L] marks real tokens.
+    ``global_attention`` holds the fork's graph<->text weights [H] (constant 1.0 by construction);
+    ``extras`` other named intermediates (``fusion.k.gate`` [N, C], ``text.embedding`` [P]).
     """
 
     stages: tuple[str, ...]
@@ -65,6 +67,7 @@ class Trace:
     queries: dict[str, np.ndarray] = field(default_factory=dict)
     keys: np.ndarray | None = None
     global_attention: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     ablation: Ablation = field(default_factory=Ablation)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -83,7 +83,10 @@ class ALIGNNText(nn.Module):
                 )
             if c.use_cross_modal_attention:
                 self.cross_modal_attention = CrossModalAttention(
-                    proj, proj, c.cross_modal_hidden_dim, c.cross_modal_num_heads,
+                    proj,
+                    proj,
+                    c.cross_modal_hidden_dim,
+                    c.cross_modal_num_heads,
                     c.cross_modal_dropout,
                 )
                 self.fc1 = nn.Linear(proj, HEAD_WIDTH)
@@ -150,7 +153,12 @@ class ALIGNNText(nn.Module):
                 x, y, z = layer(batch.graph, batch.line_graph, x, y, z)
                 stop = record(f"alignn.{k}", x)
                 key = f"layer_{k}"
-                if not stop and not no_fusion and c.multimodal and key in self.middle_fusion_modules:
+                if (
+                    not stop
+                    and not no_fusion
+                    and c.multimodal
+                    and key in self.middle_fusion_modules
+                ):
                     x, tau, gate = self.middle_fusion_modules[key](x, text_emb, batch.node_graph)
                     if capture is not None:
                         capture.keep(f"fusion.{k}.text", tau)
@@ -213,7 +221,11 @@ class ALIGNNText(nn.Module):
         return sums / counts[:, None]
 
     def counterfactual_attention(
-        self, features: torch.Tensor, batch: GraphBatch, keys: torch.Tensor, token_mask: torch.Tensor
+        self,
+        features: torch.Tensor,
+        batch: GraphBatch,
+        keys: torch.Tensor,
+        token_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Atom-to-token weights [B, H, M, L] and queries if the block read ``features`` [N, C]."""
         padded, _ = pad_nodes(features, batch.num_nodes)

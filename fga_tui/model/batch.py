@@ -46,7 +46,9 @@ class TextBatch:
     tokens: tuple[tuple[str, ...], ...]
 
 
-def collate_graphs(graphs: Sequence[CrystalGraph], device: torch.device | str = "cpu") -> GraphBatch:
+def collate_graphs(
+    graphs: Sequence[CrystalGraph], device: torch.device | str = "cpu"
+) -> GraphBatch:
     """Concatenate graphs, shifting atom indices (atom graph) and bond indices (line graph)."""
     if not graphs:
         raise ValueError("collate_graphs needs at least one graph")
@@ -72,9 +74,7 @@ def collate_graphs(graphs: Sequence[CrystalGraph], device: torch.device | str = 
     )
 
 
-def collate_tokens(
-    states: Sequence[TokenStates], device: torch.device | str = "cpu"
-) -> TextBatch:
+def collate_tokens(states: Sequence[TokenStates], device: torch.device | str = "cpu") -> TextBatch:
     """Pad token states to the longest sequence (padding rows are zeros, masked out)."""
     if not states:
         raise ValueError("collate_tokens needs at least one text")

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 
 class ProjectionHead(nn.Module):
-    """``LayerNorm(dropout(fc(GELU(p))) + p)`` with ``p = projection(x)`` (fork's ProjectionHead)."""
+    """The fork's ProjectionHead: ``LayerNorm(dropout(fc(GELU(p))) + p)``, ``p = projection(x)``."""
 
     def __init__(self, embedding_dim: int, projection_dim: int = 64, dropout: float = 0.1) -> None:
         super().__init__()
@@ -194,8 +194,12 @@ class CrossModalAttention(nn.Module):
     """
 
     def __init__(
-        self, graph_dim: int = 64, text_dim: int = 64, hidden_dim: int = 256,
-        num_heads: int = 4, dropout: float = 0.1,
+        self,
+        graph_dim: int = 64,
+        text_dim: int = 64,
+        hidden_dim: int = 256,
+        num_heads: int = 4,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if hidden_dim % num_heads:
@@ -217,8 +221,12 @@ class CrossModalAttention(nn.Module):
         self.scale = self.head_dim**-0.5
 
     def _attend(
-        self, query: nn.Linear, key: nn.Linear, value: nn.Linear,
-        q_in: torch.Tensor, kv_in: torch.Tensor,
+        self,
+        query: nn.Linear,
+        key: nn.Linear,
+        value: nn.Linear,
+        q_in: torch.Tensor,
+        kv_in: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b = q_in.shape[0]
 

@@ -1,0 +1,186 @@
+"""Command line: ``fga-tui CKPT SAMPLE`` opens the TUI; subcommands run headless.
+
+The headless commands (export, report, audit, scan, diff) never import Textual. Every user error
+is an ``InputError``: one line on stderr, exit code 2, no traceback, nothing written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from fga_tui import __version__
+from fga_tui.io.errors import EXIT_BAD_INPUT, InputError
+
+app = typer.Typer(
+    name="fga-tui",
+    help="Inspect the fine-grained atom-token attention of multimodal ALIGNN crystal models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn InputError into one line on stderr and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            typer.echo(f"fga-tui: {exc.message}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            typer.echo("fga-tui: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---- shared options -------------------------------------------------------------------------
+Ckpt = Annotated[
+    Path, typer.Argument(help="Checkpoint (.pt): fork best_*_model.pt, ignite, or a state_dict.")
+]
+SamplePath = Annotated[
+    Path, typer.Argument(help="Sample: JARVIS-style JSON, JSONL, POSCAR or CIF.")
+]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+Tokens = Annotated[
+    Path | None,
+    typer.Option("--tokens", help="Precomputed token states (.npz: tokens, embeddings, mask)."),
+]
+TextModel = Annotated[
+    Path | None,
+    typer.Option(
+        "--text-model",
+        help="Local directory of a BERT-like encoder (MatSciBERT); env FGA_TUI_TEXT_MODEL.",
+    ),
+]
+Trust = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow full unpickling (runs code from the file). Only for files you trust.",
+    ),
+]
+FgaHeads = Annotated[
+    int | None, typer.Option("--fga-heads", help="Fine-grained heads when the file has no config.")
+]
+CmHeads = Annotated[
+    int | None, typer.Option("--cm-heads", help="Cross-modal heads when the file has no config.")
+]
+NoFusion = Annotated[bool, typer.Option("--no-fusion", help="Ablation: bypass middle fusion.")]
+FgaFrom = Annotated[
+    str | None,
+    typer.Option("--fga-from", help="Ablation: feed the attention block from this stage."),
+]
+Index = Annotated[int, typer.Option("--index", help="Row of a JSONL/list sample file.")]
+MaxAtoms = Annotated[int, typer.Option("--max-atoms", help="Refuse larger structures.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fga-tui {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """fga-tui: is it over-smoothing, an untrained attention block, fusion, or symmetry?"""
+
+
+def _load(
+    ckpt: Path,
+    sample: Path,
+    *,
+    device: str,
+    tokens: Path | None,
+    text_model: Path | None,
+    trust: bool,
+    fga_heads: int | None,
+    cm_heads: int | None,
+    index: int,
+    max_atoms: int,
+):
+    from fga_tui import engine
+
+    loaded = engine.load_model(
+        ckpt, device=device, trust=trust, fga_heads=fga_heads, cm_heads=cm_heads
+    )
+    smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
+    prepared = engine.prepare_sample(loaded, smp, tokens_path=tokens, text_model=text_model)
+    return loaded, prepared
+
+
+@app.command()
+@user_errors
+def export(
+    ckpt: Ckpt,
+    sample: SamplePath,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for trace.npz.")],
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    no_fusion: NoFusion = False,
+    fga_from: FgaFrom = None,
+    index: Index = 0,
+    max_atoms: MaxAtoms = 1000,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing trace.npz.")
+    ] = False,
+) -> None:
+    """Run one traced forward and write OUT/trace.npz (the trace contract)."""
+    from fga_tui import engine
+    from fga_tui.trace import Ablation
+
+    target = out / "trace.npz"
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory")
+    if target.exists() and not force:
+        raise InputError(target, "already exists; pass --force to overwrite")
+    loaded, prepared = _load(
+        ckpt,
+        sample,
+        device=device,
+        tokens=tokens,
+        text_model=text_model,
+        trust=trust_checkpoint,
+        fga_heads=fga_heads,
+        cm_heads=cm_heads,
+        index=index,
+        max_atoms=max_atoms,
+    )
+    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion, fga_from))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        trace.save_npz(target)
+    except OSError as exc:
+        raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
+    typer.echo(f"wrote {target} ({len(trace.stages)} stages, prediction {trace.prediction:.6g})")
+
+
+SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: ``fga-tui CKPT SAMPLE`` means ``fga-tui open CKPT SAMPLE``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        args.insert(0, "open")
+    app(args=args, prog_name="fga-tui")
