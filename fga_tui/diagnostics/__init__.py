@@ -1,0 +1,13 @@
+"""Numbers about a ``Trace``: how similar atoms are, how attention spreads, what the model reads.
+
+Modules (numpy only; none imports torch or textual, so the headless report stays fast):
+
+- :mod:`fga_tui.diagnostics.similarity`: per-stage similarity, over-smoothing and rank metrics
+  (``stage_metrics`` fills the report's ``stages`` entries), orbit-aware summaries.
+- :mod:`fga_tui.diagnostics.attention`: entropy, cross-atom divergence, argmax agreement and the
+  shared-vs-atom-specific logit decomposition of the atom→token attention.
+- :mod:`fga_tui.diagnostics.words`: WordPiece merging, stopwords and top words per atom.
+
+The formulas follow ``shared/reference/metrics.md``; each function documents its conventions for
+degenerate inputs (one atom, identical atoms, one valid token). Nothing here returns NaN.
+"""
