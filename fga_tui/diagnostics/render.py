@@ -1,0 +1,121 @@
+"""Text and Markdown renderings of a ``Report`` (for terminals, CI logs and snapshots)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fga_tui.diagnostics.report import Report
+
+MARK = {"error": "✗", "warning": "!", "info": "·"}
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _stage_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for m in report.stages:
+        rows.append(
+            [
+                m.name,
+                _fmt(m.mean_raw_corr),
+                _fmt(m.mean_centered_corr),
+                _fmt(m.cross_orbit_centered_corr),
+                _fmt(report.separation.get(m.name), ".2e"),
+                _fmt(m.mad),
+                _fmt(m.effective_rank, ".2f"),
+            ]
+        )
+    return rows
+
+
+STAGE_HEADER = ["stage", "raw corr", "centred", "x-orbit", "separation", "MAD", "eff.rank"]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(
+        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+    )  # noqa: E731
+    return [line(header), *[line(r) for r in rows]]
+
+
+def report_text(report: Report) -> str:
+    s, c = report.sample, report.checkpoint
+    out = [
+        f"fga-tui report — {s['id']} ({s['formula']}, {s['num_atoms']} atoms)",
+        f"checkpoint: {c['path']} [{c['layout']}]"
+        + (f", inferred: {', '.join(c['inferred'])}" if c["inferred"] else ""),
+        f"prediction: {report.prediction:.6g}"
+        + (f"   target: {s['target']:.6g}" if isinstance(s.get("target"), float) else ""),
+        f"symmetry: {report.symmetry.get('spacegroup')}; orbits: "
+        + "  ".join("{" + ",".join(report.labels[i] for i in o) + "}" for o in report.orbits),
+        "",
+        "verdicts:",
+    ]
+    for v in report.verdicts:
+        stage = v.evidence.get("stage")
+        out.append(
+            f"  {MARK[v.severity]} {v.code}" + (f" @ {stage}" if stage else "") + f": {v.message}"
+        )
+        if v.remedy and v.severity != "info":
+            out.append(f"      remedy: {v.remedy}")
+    out += ["", "stages:"]
+    out += ["  " + r for r in _table(STAGE_HEADER, _stage_rows(report))]
+    if report.top_words:
+        out += ["", "top words (head average):"]
+        for entry in report.top_words:
+            words = ", ".join(f"{w} {x:.3f}" for w, x in entry["words"][:5])
+            out.append(f"  {entry['atom']:>8}: {words}")
+    if report.profile:
+        out += ["", "attention if read from each stage (cross-orbit JSD, bits):"]
+        out.append(
+            "  "
+            + "  ".join(f"{p['stage']}={_fmt(p['cross_orbit_jsd'], '.2e')}" for p in report.profile)
+        )
+    if report.ablations and len(report.ablations) > 1:
+        out += ["", "ablations:"]
+        for name, vals in report.ablations.items():
+            if name == "active":
+                continue
+            out.append(
+                f"  {name}: separation {_fmt(vals.get('separation_at_fga_input'), '.2e')}, "
+                f"attention x-orbit JSD {_fmt(vals.get('attention_cross_orbit_jsd'), '.2e')}, "
+                f"prediction {vals.get('prediction'):.6g}"
+            )
+    return "\n".join(out)
+
+
+def report_markdown(report: Report) -> str:
+    s, c = report.sample, report.checkpoint
+    out = [
+        f"# fga-tui report: {s['id']} ({s['formula']})",
+        "",
+        f"- checkpoint: `{c['path']}` ({c['layout']})",
+        f"- prediction: {report.prediction:.6g}",
+        f"- symmetry: {report.symmetry.get('spacegroup')}, orbits: "
+        + ", ".join("{" + ", ".join(report.labels[i] for i in o) + "}" for o in report.orbits),
+        "",
+        "## Verdicts",
+        "",
+        "| severity | code | stage | message |",
+        "|---|---|---|---|",
+    ]
+    for v in report.verdicts:
+        out.append(f"| {v.severity} | `{v.code}` | {v.evidence.get('stage', '')} | {v.message} |")
+    out += [
+        "",
+        "## Stages",
+        "",
+        "| " + " | ".join(STAGE_HEADER) + " |",
+        "|" + "---|" * len(STAGE_HEADER),
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in _stage_rows(report)]
+    if report.top_words:
+        out += ["", "## Top words", "", "| atom | words |", "|---|---|"]
+        for entry in report.top_words:
+            words = ", ".join(f"{w} ({x:.3f})" for w, x in entry["words"][:5])
+            out.append(f"| {entry['atom']} | {words} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,304 @@
+"""Diagnose one sample: trace + symmetry + metrics + attention + audit + ablations -> Report.
+
+``diagnose`` runs the engine (the only torch work here); everything after the traces is numpy.
+The JSON form is the public contract ``fga-tui.report/1`` of shared/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fga_tui.diagnostics.attention import (
+    AttentionSummary,
+    divergence_profile,
+    first_uniform_stage,
+    summarize_attention,
+)
+from fga_tui.diagnostics.separation import separation_profile
+from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
+from fga_tui.diagnostics.verdict import Evidence, Verdict, decide
+from fga_tui.trace import Ablation, Trace
+
+SCHEMA = "fga-tui.report/1"
+TOP_K = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """The diagnosis of one sample under one checkpoint (see ``to_json`` for the contract)."""
+
+    sample: dict[str, Any]
+    checkpoint: dict[str, Any]
+    stages: list[StageMetrics]
+    orbits: list[list[int]]
+    labels: list[str]
+    top_words: list[dict[str, Any]]
+    verdicts: list[Verdict]
+    prediction: float
+    separation: dict[str, float | None] = field(default_factory=dict)
+    attention: dict[str, Any] | None = None
+    profile: list[dict[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None
+    ablations: dict[str, Any] = field(default_factory=dict)
+    symmetry: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def worst_severity(self) -> str:
+        order = ("info", "warning", "error")
+        return max((v.severity for v in self.verdicts), key=order.index, default="info")
+
+    @property
+    def codes(self) -> list[str]:
+        return [v.code for v in self.verdicts]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "sample": self.sample,
+            "checkpoint": self.checkpoint,
+            "prediction": self.prediction,
+            "stages": [
+                {**m.to_json(), "orbit_separation": self.separation.get(m.name)}
+                for m in self.stages
+            ],
+            "orbits": self.orbits,
+            "labels": self.labels,
+            "symmetry": self.symmetry,
+            "top_words": self.top_words,
+            "attention": self.attention,
+            "attention_by_stage": self.profile,
+            "verdicts": [v.to_json() for v in self.verdicts],
+            "audit": self.audit,
+            "ablations": self.ablations,
+        }
+
+    def to_text(self) -> str:
+        from fga_tui.diagnostics.render import report_text
+
+        return report_text(self)
+
+    def to_markdown(self) -> str:
+        from fga_tui.diagnostics.render import report_markdown
+
+        return report_markdown(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """A report together with the traces and numbers it was built from (for the TUI)."""
+
+    trace: Trace
+    report: Report
+    metrics: dict[str, StageMetrics]
+    attention: AttentionSummary | None
+    symmetry: Any
+    audit: Any
+    ablation_traces: dict[str, Trace] = field(default_factory=dict)
+
+
+def _top_words(trace: Trace, k: int = TOP_K, stopwords: set[str] | None = None) -> list[dict]:
+    from fga_tui.diagnostics.words import top_words
+
+    if trace.atom_to_text is None:
+        return []
+    ranked = top_words(trace.atom_to_text, trace.tokens, trace.token_mask, k=k, stopwords=stopwords)
+    return [
+        {"atom": label, "words": [[w, round(float(x), 6)] for w, x in words]}
+        for label, words in zip(trace.labels, ranked, strict=True)
+    ]
+
+
+def _same_top_words(top: list[dict], orbits: list[list[int]], k: int = 5) -> bool | None:
+    if len(orbits) < 2 or not top:
+        return None
+    sets = {tuple(w for w, _ in top[o[0]]["words"][:k]) for o in orbits}
+    return len(sets) == 1
+
+
+def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
+    if trace.atom_to_text is None:
+        return None
+    return summarize_attention(trace.atom_to_text, trace.token_mask, orbits).cross_orbit_jsd
+
+
+def fga_input_stage(trace: Trace) -> str | None:
+    """The stage whose node features the fine-grained block read (the one before ``fga``)."""
+    if "fga" not in trace.stages:
+        return None
+    return trace.stages[trace.stages.index("fga") - 1]
+
+
+def diagnose(
+    loaded: Any,
+    prepared: Any,
+    *,
+    ablation: Ablation | None = None,
+    baseline: dict | None = None,
+    baseline_path: str | None = None,
+    run_ablations: bool = True,
+    audit: bool = True,
+    stopwords: set[str] | None = None,
+    trace: Trace | None = None,
+) -> Diagnosis:
+    """Everything fga-tui knows about one sample, with verdicts."""
+    from fga_tui import engine
+    from fga_tui.diagnostics.audit import audit_model
+    from fga_tui.structure.symmetry import analyse_symmetry
+
+    ablation = ablation or Ablation()
+    if trace is None:
+        trace = engine.run_trace(loaded, prepared, ablation)
+    sample = prepared.sample
+    sym = analyse_symmetry(sample.structure)
+    orbits = [list(map(int, o)) for o in sym.orbits]
+    graph = prepared.graph
+    metrics = {
+        s: stage_metrics(s, trace.features[s], graph.edge_src, graph.edge_dst, orbits)
+        for s in trace.stages
+    }
+    separation = separation_profile(trace.features, trace.stages, orbits, trace.elements)
+
+    att = None
+    profile = []
+    if trace.atom_to_text is not None:
+        fin = fga_input_stage(trace)
+        att = summarize_attention(
+            trace.atom_to_text,
+            trace.token_mask,
+            orbits,
+            trace.queries.get(fin),
+            trace.keys,
+        )
+        profile = divergence_profile(trace.counterfactual, trace.token_mask, orbits)
+
+    audit_result = (
+        audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
+        if audit
+        else None
+    )
+
+    # Ablations that tell causes apart (only when they mean something for this checkpoint).
+    ablations: dict[str, Any] = {}
+    ablation_traces: dict[str, Trace] = {}
+    no_fusion_sep = no_fusion_jsd = None
+    fga_from_stage = fga_from_jsd = None
+    fin = fga_input_stage(trace) or trace.stages[-1]
+    if run_ablations and not ablation.active:
+        if loaded.config.fusion_indices:
+            t = engine.run_trace(loaded, prepared, Ablation(no_fusion=True), counterfactuals=False)
+            ablation_traces["no_fusion"] = t
+            sep_nf = separation_profile(t.features, t.stages, orbits, t.elements)
+            in_stage = fga_input_stage(t) or t.stages[-1]
+            no_fusion_sep = sep_nf.get(in_stage)
+            no_fusion_jsd = _cross_orbit_jsd(t, orbits)
+            ablations["no_fusion"] = {
+                "separation_at_fga_input": no_fusion_sep,
+                "attention_cross_orbit_jsd": no_fusion_jsd,
+                "prediction": t.prediction,
+            }
+        known = {s: v for s, v in separation.items() if v is not None and s not in ("fga", "embed")}
+        if known and loaded.config.multimodal and "fga" in trace.stages:
+            best = max(known, key=lambda s: known[s])
+            if best != fin:
+                t = engine.run_trace(
+                    loaded, prepared, Ablation(fga_from=best), counterfactuals=False
+                )
+                ablation_traces[f"fga_from={best}"] = t
+                fga_from_stage = best
+                fga_from_jsd = _cross_orbit_jsd(t, orbits)
+                ablations[f"fga_from={best}"] = {
+                    "separation_at_fga_input": known[best],
+                    "attention_cross_orbit_jsd": fga_from_jsd,
+                    "prediction": t.prediction,
+                }
+
+    top = _top_words(trace, stopwords=stopwords)
+    degenerate = []
+    for name, w in trace.global_attention.items():
+        if w.size and np.all(w == 1.0):
+            degenerate.append(f"global cross-modal attention ({name.replace('_', ' ')})")
+    if trace.text_to_atom is not None and trace.num_atoms == 1:
+        degenerate.append("text_to_atom (1-atom cell)")
+
+    gates = {
+        k.rsplit(".", 1)[0]: float(np.mean(v))
+        for k, v in trace.extras.items()
+        if k.endswith(".gate")
+    }
+    evidence = Evidence(
+        stages=trace.stages,
+        labels=trace.labels,
+        orbits=orbits,
+        separation=separation,
+        has_fga=trace.atom_to_text is not None,
+        multimodal=loaded.config.multimodal,
+        fga_input_stage=fga_input_stage(trace),
+        attention_jsd=None if att is None else att.cross_orbit_jsd,
+        same_top_words=_same_top_words(top, orbits),
+        shared_fraction=None
+        if att is None or att.decomposition is None
+        else att.decomposition.shared_fraction,
+        profile=profile,
+        first_uniform_stage=first_uniform_stage(profile) if profile else None,
+        within_orbit_max_dev=max(
+            (m.within_orbit_max_dev or 0.0 for m in metrics.values()), default=None
+        )
+        if any(len(o) > 1 for o in orbits)
+        else None,
+        fusion_gates=gates,
+        no_fusion_separation=no_fusion_sep,
+        no_fusion_jsd=no_fusion_jsd,
+        fga_from_stage=fga_from_stage,
+        fga_from_jsd=fga_from_jsd,
+        audit=audit_result,
+        degenerate=degenerate,
+        num_atoms=trace.num_atoms,
+    )
+    verdicts = decide(evidence)
+    report = Report(
+        sample={
+            "id": sample.id,
+            "path": None if sample.source is None else str(sample.source),
+            "formula": _formula(trace.elements),
+            "num_atoms": trace.num_atoms,
+            "target": sample.target,
+            "num_tokens": len(trace.tokens),
+        },
+        checkpoint=loaded.info.to_json(loaded.config),
+        stages=[metrics[s] for s in trace.stages],
+        orbits=orbits,
+        labels=trace.labels,
+        top_words=top,
+        verdicts=verdicts,
+        prediction=trace.prediction,
+        separation=separation,
+        attention=None if att is None else att.to_json(),
+        profile=[
+            {
+                "stage": p.stage,
+                "jsd": p.jsd,
+                "cross_orbit_jsd": p.cross_orbit_jsd,
+                "argmax_agreement": p.argmax_agreement,
+            }
+            for p in profile
+        ],
+        audit=None if audit_result is None else audit_result.to_json(),
+        ablations={"active": ablation.describe(), **ablations},
+        symmetry={
+            "spacegroup": sym.spacegroup,
+            "number": sym.number,
+            "wyckoffs": list(sym.wyckoffs) if sym.wyckoffs is not None else None,
+            "first_uniform_attention_stage": evidence.first_uniform_stage,
+        },
+    )
+    return Diagnosis(trace, report, metrics, att, sym, audit_result, ablation_traces)
+
+
+def _formula(elements: tuple[str, ...]) -> str:
+    counts: dict[str, int] = {}
+    for el in elements:
+        counts[el] = counts.get(el, 0) + 1
+    return "".join(f"{el}{n if n > 1 else ''}" for el, n in counts.items())
