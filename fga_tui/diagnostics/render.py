@@ -36,9 +36,12 @@ STAGE_HEADER = ["stage", "raw corr", "centred", "x-orbit", "separation", "MAD", 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(
-        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )  # noqa: E731
+
+    def line(r):
+        return "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
     return [line(header), *[line(r) for r in rows]]
 
 
