@@ -42,6 +42,7 @@ TRUST_HINT = "pass --trust-checkpoint if you trust this file"
 
 # Top-level modules whose globals are never resolved, not even to inert records: naming one of them
 # in a checkpoint is a sign of a crafted file. (Modules starting with "_" are denied as well.)
+# fmt: off
 DENIED_MODULES = frozenset(
     {
         "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "sys", "builtins", "__builtin__",
@@ -59,6 +60,7 @@ DENIED_MODULES = frozenset(
         "concurrent", "queue", "sched",
     }
 )
+# fmt: on
 
 # Tensor subclasses a pickle may name in ``_rebuild_from_type_v2``; anything else is refused there.
 _TENSOR_TYPE_NAMES = frozenset(
@@ -72,8 +74,9 @@ class UnsafePickleError(InputError):
 
     def __init__(self, path: str | Path | None, what: str) -> None:
         self.what = what
-        super().__init__(path, f"refusing to unpickle {what}: it could run code when loaded; "
-                         f"{TRUST_HINT}")
+        super().__init__(
+            path, f"refusing to unpickle {what}: it could run code when loaded; {TRUST_HINT}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,14 +272,18 @@ def _is_int_tuple(x: Any) -> bool:
 
 
 def _check_storage(storage: Any) -> None:
-    _check(isinstance(storage, (torch.storage.TypedStorage, torch.UntypedStorage)),
-           f"a tensor storage, got {type(storage).__name__}")
+    _check(
+        isinstance(storage, (torch.storage.TypedStorage, torch.UntypedStorage)),
+        f"a tensor storage, got {type(storage).__name__}",
+    )
 
 
 def _plain_tensor(storage: Any, offset: Any, size: Any, stride: Any) -> torch.Tensor:
     _check_storage(storage)
-    _check(isinstance(offset, int) and _is_int_tuple(size) and _is_int_tuple(stride),
-           "integer offset, size and stride")
+    _check(
+        isinstance(offset, int) and _is_int_tuple(size) and _is_int_tuple(stride),
+        "integer offset, size and stride",
+    )
     if isinstance(storage, torch.UntypedStorage):
         untyped, dtype = storage, torch.uint8
     else:
@@ -289,8 +296,10 @@ def _apply_flags(t: torch.Tensor, requires_grad: Any, metadata: Any) -> torch.Te
     # Backward hooks in a pickle are ignored on purpose: they would be callables that run later.
     if requires_grad is True and t.is_floating_point():
         t.requires_grad_(True)
-    if isinstance(metadata, dict) and metadata and all(
-        isinstance(k, str) and isinstance(v, bool) for k, v in metadata.items()
+    if (
+        isinstance(metadata, dict)
+        and metadata
+        and all(isinstance(k, str) and isinstance(v, bool) for k, v in metadata.items())
     ):
         torch._utils.set_tensor_metadata(t, metadata)
     return t
@@ -342,14 +351,23 @@ def _rebuild_parameter_with_state(
     return _rebuild_parameter(data, requires_grad, backward_hooks)
 
 
-_TENSOR_REBUILDS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter,
-                    _rebuild_parameter_with_state)
+_TENSOR_REBUILDS = (
+    _rebuild_tensor,
+    _rebuild_tensor_v2,
+    _rebuild_tensor_v3,
+    _rebuild_parameter,
+    _rebuild_parameter_with_state,
+)
 
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> torch.Tensor:
     _check(isinstance(func, _Guard) and func.fn in _TENSOR_REBUILDS, "a tensor rebuild function")
-    _check(isinstance(new_type, type) and issubclass(new_type, InertRecord)
-           and new_type.qualified_name in _TENSOR_TYPE_NAMES, "torch.Tensor or Parameter")
+    _check(
+        isinstance(new_type, type)
+        and issubclass(new_type, InertRecord)
+        and new_type.qualified_name in _TENSOR_TYPE_NAMES,
+        "torch.Tensor or Parameter",
+    )
     _check(isinstance(args, tuple), "an argument tuple")
     # Tensor subclasses and pickled tensor attributes are dropped: the weights are all we need.
     return func(*args)
@@ -357,23 +375,39 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> to
 
 def _codecs_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     # Protocol-2 pickles spell bytes as _codecs.encode(str, "latin1").
-    _check(isinstance(obj, str) and encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii")
-           and errors == "strict", "a str and a latin1/utf-8/ascii encoding")
+    _check(
+        isinstance(obj, str)
+        and encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii")
+        and errors == "strict",
+        "a str and a latin1/utf-8/ascii encoding",
+    )
     return obj.encode(encoding)
 
 
 def _sized(kind: type) -> Callable[..., Any]:
     def build(*args: Any) -> Any:
-        _check(not (args and isinstance(args[0], int) and args[0] > _MAX_BYTES_ALLOC),
-               f"a reasonable {kind.__name__} size")
+        _check(
+            not (args and isinstance(args[0], int) and args[0] > _MAX_BYTES_ALLOC),
+            f"a reasonable {kind.__name__} size",
+        )
         return kind(*args)
 
     build.__name__ = kind.__name__
     return build
 
 
-_DEFAULTDICT_FACTORIES = (None, dict, list, set, frozenset, tuple, int, float, str,
-                          collections.OrderedDict)
+_DEFAULTDICT_FACTORIES = (
+    None,
+    dict,
+    list,
+    set,
+    frozenset,
+    tuple,
+    int,
+    float,
+    str,
+    collections.OrderedDict,
+)
 
 
 def _defaultdict(factory: Any = None, *args: Any) -> collections.defaultdict:
@@ -416,8 +450,10 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
 
 
 def _numpy_dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
-    _check(isinstance(obj, (str, bytes)) and obj not in ("O", b"O", "object"),
-           "a non-object numpy dtype")
+    _check(
+        isinstance(obj, (str, bytes)) and obj not in ("O", b"O", "object"),
+        "a non-object numpy dtype",
+    )
     return np.dtype(obj, align=bool(align), copy=bool(copy))
 
 
