@@ -21,7 +21,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fga_tui.diagnostics.similarity import Orbits, PairSelection, orbit_labels, pair_mask
+from fga_tui.diagnostics.similarity import (
+    Orbits,
+    PairSelection,
+    json_float,
+    orbit_labels,
+    pair_mask,
+)
 
 #: ``first_uniform_stage`` default: atoms "stop differing" once the mean cross-orbit JSD stays
 #: below 1e-3 bits, i.e. attention rows that differ by less than ~5 percentage points on their
@@ -203,13 +209,6 @@ def max_abs_row_diff(
 # --- shared vs atom-specific logits ------------------------------------------------------------
 
 
-def _json_float(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
 def _softmax(s: np.ndarray) -> np.ndarray:
     z = s - s.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -242,15 +241,15 @@ class LogitDecomposition:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "shared_spread": _json_float(self.shared_spread),
-            "atom_spread": _json_float(self.atom_spread),
-            "shared_fraction": _json_float(self.shared_fraction),
+            "shared_spread": json_float(self.shared_spread),
+            "atom_spread": json_float(self.atom_spread),
+            "shared_fraction": json_float(self.shared_fraction),
             "same_top_token_if_shared_only": bool(self.same_top_token_if_shared_only),
-            "shared_top_agreement": _json_float(self.shared_top_agreement),
+            "shared_top_agreement": json_float(self.shared_top_agreement),
             "shared_top_token": int(self.shared_top_token),
-            "per_head_shared_spread": [_json_float(v) for v in self.per_head_shared_spread],
-            "per_head_atom_spread": [_json_float(v) for v in self.per_head_atom_spread],
-            "per_head_shared_fraction": [_json_float(v) for v in self.per_head_shared_fraction],
+            "per_head_shared_spread": [json_float(v) for v in self.per_head_shared_spread],
+            "per_head_atom_spread": [json_float(v) for v in self.per_head_atom_spread],
+            "per_head_shared_fraction": [json_float(v) for v in self.per_head_shared_fraction],
             "per_head_same_top_token": [bool(v) for v in self.per_head_same_top_token],
         }
 
@@ -348,15 +347,15 @@ class AttentionSummary:
             "num_heads": self.num_heads,
             "num_valid_tokens": self.num_valid_tokens,
             "degenerate_softmax": self.degenerate_softmax,
-            "entropy": [_json_float(v) for v in self.entropy],
-            "mean_entropy": _json_float(self.mean_entropy),
-            "mean_head_entropy": _json_float(self.mean_head_entropy),
-            "jsd": _json_float(self.jsd),
-            "cross_orbit_jsd": _json_float(self.cross_orbit_jsd),
-            "argmax_agreement": _json_float(self.argmax_agreement),
+            "entropy": [json_float(v) for v in self.entropy],
+            "mean_entropy": json_float(self.mean_entropy),
+            "mean_head_entropy": json_float(self.mean_head_entropy),
+            "jsd": json_float(self.jsd),
+            "cross_orbit_jsd": json_float(self.cross_orbit_jsd),
+            "argmax_agreement": json_float(self.argmax_agreement),
             "top_token": self.top_token,
-            "max_abs_row_diff": _json_float(self.max_abs_row_diff),
-            "cross_orbit_max_abs_row_diff": _json_float(self.cross_orbit_max_abs_row_diff),
+            "max_abs_row_diff": json_float(self.max_abs_row_diff),
+            "cross_orbit_max_abs_row_diff": json_float(self.cross_orbit_max_abs_row_diff),
             "decomposition": None if self.decomposition is None else self.decomposition.to_json(),
         }
 

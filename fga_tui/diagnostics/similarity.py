@@ -12,6 +12,8 @@ atoms), and works in float64. Formulas: ``shared/reference/metrics.md``. Convent
   atoms identical → every centred correlation is 1) and a lone odd row reads as "unrelated".
 - Centring rounds: constant feature columns are zeroed exactly, and a centred row whose norm is at
   most ``CENTER_RTOL`` times the largest row norm of X counts as equal to the mean atom.
+- Two atoms: the centred rows are ±(x_0 - x_1)/2, so centred correlation is -1 whenever they
+  differ at all and 1 when they are equal; it carries information only from three atoms up.
 - Symmetry-equivalent atoms (one crystallographic orbit) are identical by construction; that is
   expected, not collapse. The orbit-aware summaries (``cross_orbit_*``) look only at pairs of atoms
   in different orbits, where identity *is* a finding.
@@ -410,7 +412,8 @@ def block_mean(
 # --- one stage, all numbers -------------------------------------------------------------------
 
 
-def _json_float(value: float | None) -> float | None:
+def json_float(value: float | None) -> float | None:
+    """``value`` as a plain float for JSON, or None when it is missing or not finite."""
     if value is None:
         return None
     value = float(value)
@@ -460,21 +463,21 @@ class StageMetrics:
         """The report's stage object: contract fields first, then extras; never NaN."""
         return {
             "name": self.name,
-            "mean_raw_corr": _json_float(self.mean_raw_corr),
-            "mean_centered_corr": _json_float(self.mean_centered_corr),
-            "mad": _json_float(self.mad),
-            "dirichlet": _json_float(self.dirichlet),
-            "effective_rank": _json_float(self.effective_rank),
-            "numerical_rank": _json_float(self.numerical_rank),
-            "cross_orbit_raw_corr": _json_float(self.cross_orbit_raw_corr),
-            "cross_orbit_centered_corr": _json_float(self.cross_orbit_centered_corr),
-            "cross_orbit_cosine": _json_float(self.cross_orbit_cosine),
-            "within_orbit_max_dev": _json_float(self.within_orbit_max_dev),
+            "mean_raw_corr": json_float(self.mean_raw_corr),
+            "mean_centered_corr": json_float(self.mean_centered_corr),
+            "mad": json_float(self.mad),
+            "dirichlet": json_float(self.dirichlet),
+            "effective_rank": json_float(self.effective_rank),
+            "numerical_rank": json_float(self.numerical_rank),
+            "cross_orbit_raw_corr": json_float(self.cross_orbit_raw_corr),
+            "cross_orbit_centered_corr": json_float(self.cross_orbit_centered_corr),
+            "cross_orbit_cosine": json_float(self.cross_orbit_cosine),
+            "within_orbit_max_dev": json_float(self.within_orbit_max_dev),
             "identical_cross_orbit_pairs": int(self.identical_cross_orbit_pairs),
             "identical_cross_orbit_examples": [
                 list(p) for p in self.identical_cross_orbit_examples
             ],
-            "dirichlet_normalized": _json_float(self.dirichlet_normalized),
+            "dirichlet_normalized": json_float(self.dirichlet_normalized),
             "num_atoms": int(self.num_atoms),
             "num_orbits": int(self.num_orbits),
         }
@@ -502,9 +505,7 @@ def stage_metrics(
     X = as_features(X)
     n = X.shape[0]
     orbit_list = complete_orbits(orbits, n)
-    labels = np.empty(n, dtype=np.int64)
-    for g, orbit in enumerate(orbit_list):
-        labels[orbit] = g
+    labels = orbit_labels(orbit_list, n)
     upper = np.triu(np.ones((n, n), dtype=bool), 1)
     cross = upper & (labels[:, None] != labels[None, :])
 

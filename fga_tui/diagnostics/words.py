@@ -76,7 +76,8 @@ def group_wordpieces(
         raise ValueError(f"mask has shape {valid.shape} for {len(tokens)} tokens")
     words: list[tuple[str, list[int]]] = []
     open_word = False  # may the next ## piece join the last word?
-    for i, token in enumerate(tokens):
+    for i, raw in enumerate(tokens):
+        token = str(raw)  # numpy string arrays yield np.str_
         if not valid[i]:
             open_word = False
             continue
