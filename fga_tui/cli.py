@@ -6,6 +6,7 @@ is an ``InputError``: one line on stderr, exit code 2, no traceback, nothing wri
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from fga_tui import __version__
-from fga_tui.io.errors import EXIT_BAD_INPUT, InputError
+from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
 
 app = typer.Typer(
     name="fga-tui",
@@ -173,6 +174,183 @@ def export(
     except OSError as exc:
         raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
     typer.echo(f"wrote {target} ({len(trace.stages)} stages, prediction {trace.prediction:.6g})")
+
+
+Format = Annotated[str, typer.Option("--format", "-f", help="text | json | md")]
+Baseline = Annotated[
+    Path | None,
+    typer.Option("--baseline", help="Init checkpoint: parameters equal to it are untrained."),
+]
+FailOn = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on", help="Exit 1 when a verdict of this severity (error|warning) or worse."
+    ),
+]
+Stopwords = Annotated[
+    str | None,
+    typer.Option(
+        "--stopwords", help="Drop stopwords from top words: 'default' or a word-list file."
+    ),
+]
+
+
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise InputError(option, f"{value!r} is not one of {', '.join(choices)}")
+
+
+def _stopwords(spec: str | None) -> set[str] | None:
+    if spec is None:
+        return None
+    from fga_tui.diagnostics.words import load_stopwords
+
+    return set(load_stopwords(None if spec == "default" else spec))
+
+
+def _fails(severities: list[str], fail_on: str | None) -> bool:
+    if fail_on is None:
+        return False
+    rank = {"info": 0, "warning": 1, "error": 2}
+    return any(rank[s] >= rank[fail_on] for s in severities)
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+@user_errors
+def report(
+    ckpt: Ckpt,
+    sample: SamplePath,
+    format: Format = "text",
+    fail_on: FailOn = None,
+    baseline: Baseline = None,
+    stopwords: Stopwords = None,
+    ablations: Annotated[
+        bool, typer.Option("--ablations/--no-ablations", help="Run cause-separating ablations.")
+    ] = True,
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    no_fusion: NoFusion = False,
+    fga_from: FgaFrom = None,
+    index: Index = 0,
+    max_atoms: MaxAtoms = 1000,
+) -> None:
+    """Diagnose one sample: stage metrics, top words, verdicts (exit 1 with --fail-on)."""
+    from fga_tui.diagnostics.audit import load_baseline
+    from fga_tui.diagnostics.report import diagnose
+    from fga_tui.trace import Ablation
+
+    _check_choice("--format", format, ("text", "json", "md"))
+    _check_choice("--fail-on", fail_on, ("error", "warning"))
+    words = _stopwords(stopwords)
+    loaded, prepared = _load(
+        ckpt,
+        sample,
+        device=device,
+        tokens=tokens,
+        text_model=text_model,
+        trust=trust_checkpoint,
+        fga_heads=fga_heads,
+        cm_heads=cm_heads,
+        index=index,
+        max_atoms=max_atoms,
+    )
+    base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
+    result = diagnose(
+        loaded,
+        prepared,
+        ablation=Ablation(no_fusion, fga_from),
+        baseline=base,
+        baseline_path=None if baseline is None else str(baseline),
+        run_ablations=ablations,
+        stopwords=words,
+    )
+    rep = result.report
+    if format == "json":
+        _emit(json.dumps(rep.to_json(), indent=2))
+    elif format == "md":
+        _emit(rep.to_markdown())
+    else:
+        _emit(rep.to_text())
+    if _fails([v.severity for v in rep.verdicts], fail_on):
+        raise typer.Exit(EXIT_FINDING)
+
+
+@app.command()
+@user_errors
+def audit(
+    ckpt: Ckpt,
+    baseline: Baseline = None,
+    format: Format = "text",
+    device: Device = "auto",
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+) -> None:
+    """Audit a checkpoint: broken, untrained and gradient-free parameters (no sample needed)."""
+    from fga_tui import engine
+    from fga_tui.diagnostics.audit import audit_model, load_baseline
+
+    _check_choice("--format", format, ("text", "json"))
+    loaded = engine.load_model(
+        ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
+    )
+    base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
+    result = audit_model(loaded, base, baseline_path=None if baseline is None else str(baseline))
+    if format == "json":
+        out = result.to_json()
+        out["config"] = loaded.info.to_json(loaded.config)
+        _emit(json.dumps(out, indent=2))
+    else:
+        _emit(result.to_text())
+
+
+@app.command()
+@user_errors
+def diff(
+    ckpt_a: Annotated[Path, typer.Argument(help="Checkpoint A (before).")],
+    ckpt_b: Annotated[Path, typer.Argument(help="Checkpoint B (after).")],
+    sample: SamplePath,
+    format: Format = "text",
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    stopwords: Stopwords = None,
+    index: Index = 0,
+    max_atoms: MaxAtoms = 1000,
+) -> None:
+    """Two checkpoints' reports on one sample, side by side (before/after a fix)."""
+    from fga_tui import engine
+    from fga_tui.diagnostics.diff import diff_json, diff_markdown, diff_text
+    from fga_tui.diagnostics.report import diagnose
+
+    _check_choice("--format", format, ("text", "json", "md"))
+    words = _stopwords(stopwords)
+    smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
+    reports = []
+    for ckpt in (ckpt_a, ckpt_b):
+        loaded = engine.load_model(
+            ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
+        )
+        prepared = engine.prepare_sample(loaded, smp, tokens_path=tokens, text_model=text_model)
+        reports.append(diagnose(loaded, prepared, stopwords=words).report)
+    a, b = reports
+    if format == "json":
+        _emit(json.dumps(diff_json(a, b), indent=2))
+    elif format == "md":
+        _emit(diff_markdown(a, b))
+    else:
+        _emit(diff_text(a, b))
 
 
 SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
