@@ -27,6 +27,12 @@ BOND_TOL = 0.15
 _PAIR_BUDGET = 1 << 19
 """Distances evaluated per chunk: bounds peak memory at ~60 MB whatever the cell size."""
 
+_SUBDIV = 2
+"""Cell-list cubes per cutoff length: finer cubes screen fewer far pairs."""
+
+_BRUTE_LIMIT = 1 << 16
+"""Above this many (image point, site) pairs the cell-list filter pays for its overhead."""
+
 
 @dataclass(frozen=True, eq=False)
 class NeighborList:
@@ -80,15 +86,26 @@ def image_box(
 
 
 def all_neighbors(
-    lattice: np.ndarray, frac_coords: np.ndarray, r: float, bond_tol: float = BOND_TOL
+    lattice: np.ndarray,
+    frac_coords: np.ndarray,
+    r: float,
+    bond_tol: float = BOND_TOL,
+    *,
+    method: str = "auto",
 ) -> NeighborList:
     """Every neighbour within ``r`` Å of every site, bit-identical to jarvis ``get_all_neighbors``.
 
     ``lattice`` float [3, 3] (rows = vectors, Å, unrounded as given), ``frac_coords`` [N, 3].
-    Work and memory are O(M·N²) distance evaluations (M images), done in bounded chunks.
+    ``method``: "brute" evaluates all M·N² (image, atom, site) distances in bounded chunks;
+    "cells" first bins the image points in cubes of edge ≥ r and evaluates only pairs in
+    adjacent cubes (a conservative filter: it never drops a pair jarvis keeps); "auto" picks
+    "cells" once M·N² is large. Both evaluate kept distances with jarvis' exact expression.
     """
     frac = np.array(frac_coords, dtype=np.float64).reshape(-1, 3)
     n = frac.shape[0]
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return NeighborList(empty, empty, np.zeros(0), np.zeros((0, 3), np.int64), float(r), 0)
     matrix = np.array(lattice, dtype=np.float64).reshape(3, 3)
     sites = cart_coords(matrix, frac)
     images = image_box(matrix, frac, r, bond_tol)
@@ -97,38 +114,107 @@ def all_neighbors(
     offsets = np.array([np.dot(img, matrix) for img in images]).reshape(-1, 3)
     # Points (image m, atom j) flattened image-major; coordinates as jarvis: offset + cart_j.
     points = (offsets[:, None, :] + sites[None, :, :]).reshape(-1, 3)
+    if method == "auto":
+        method = "cells" if points.shape[0] * n > _BRUTE_LIMIT else "brute"
+    if method == "brute":
+        pairs = _brute_pairs(points, sites, r, bond_tol)
+    elif method == "cells":
+        pairs = _cell_pairs(points, sites, r, bond_tol)
+    else:
+        raise ValueError(f"unknown neighbour search method {method!r}")
+    point, center, distance = pairs
+    return NeighborList(
+        center=center,
+        neighbor=point % n,
+        distance=distance,
+        image=images[point // n].astype(np.int64),
+        radius=float(r),
+        num_sites=n,
+    )
 
-    centers, neighbors, dists, image_idx = [], [], [], []
+
+def _exact_distances(points: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """jarvis' distance expression, elementwise: ``sum((p - s) ** 2, axis=-1) ** 0.5``."""
+    return np.sum((points - sites) ** 2, axis=-1) ** 0.5
+
+
+def _keep(d: np.ndarray, r: float, bond_tol: float) -> np.ndarray:
+    return (d <= r) & (d > 1e-8) & (d > bond_tol)
+
+
+_Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _collect(parts: list[_Pairs]) -> _Pairs:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
+
+
+def _brute_pairs(points: np.ndarray, sites: np.ndarray, r: float, bond_tol: float) -> _Pairs:
+    """(point, site, d) for all kept pairs, testing every point against every site."""
+    n = sites.shape[0]
+    parts: list[_Pairs] = []
     block = max(1, _PAIR_BUDGET // max(n, 1))
     for start in range(0, points.shape[0], block):
-        chunk = points[start : start + block]
-        # Bounding-box prefilter: only sites that can be within r of some point in the chunk.
-        # Conservative (margin 1e-6 Å), so it never drops a pair jarvis keeps.
-        lo = chunk.min(axis=0) - (r + 1e-6)
-        hi = chunk.max(axis=0) + (r + 1e-6)
-        cand = np.flatnonzero(np.all((sites >= lo) & (sites <= hi), axis=1))
-        if cand.size == 0:
-            continue
-        z = (chunk[:, None, :] - sites[None, cand, :]) ** 2
-        d = np.sum(z, axis=-1) ** 0.5
-        keep = (d <= r) & (d > 1e-8) & (d > bond_tol)
-        p_idx, s_idx = np.nonzero(keep)
-        if p_idx.size == 0:
-            continue
-        flat = start + p_idx
-        centers.append(cand[s_idx])
-        neighbors.append(flat % n)
-        image_idx.append(flat // n)
-        dists.append(d[p_idx, s_idx])
+        d = _exact_distances(points[start : start + block, None, :], sites[None, :, :])
+        p_idx, s_idx = np.nonzero(_keep(d, r, bond_tol))
+        parts.append((start + p_idx, s_idx, d[p_idx, s_idx]))
+    return _collect(parts)
 
-    if centers:
-        center = np.concatenate(centers).astype(np.int64)
-        neighbor = np.concatenate(neighbors).astype(np.int64)
-        distance = np.concatenate(dists)
-        image = images[np.concatenate(image_idx)].astype(np.int64)
-    else:
-        center = np.zeros(0, np.int64)
-        neighbor = np.zeros(0, np.int64)
-        distance = np.zeros(0, np.float64)
-        image = np.zeros((0, 3), np.int64)
-    return NeighborList(center, neighbor, distance, image, float(r), n)
+
+def _cell_pairs(points: np.ndarray, sites: np.ndarray, r: float, bond_tol: float) -> _Pairs:
+    """(point, site, d) for all kept pairs, testing only points in cubes near the site's cube.
+
+    Cubes have edge h > r / _SUBDIV, so a point within r of a site lies at most _SUBDIV cubes
+    away per axis. Candidates are screened with a cheap squared distance and a relative margin
+    of 1e-9; survivors get jarvis' exact expression, so the result never depends on the screen.
+    """
+    k = _SUBDIV
+    h = (r * (1 + 1e-9) + 1e-9) / k
+    lo = sites.min(axis=0) - k * h
+    hi = sites.max(axis=0) + k * h
+    near = np.flatnonzero(np.all((points >= lo) & (points <= hi), axis=1))
+    shape = np.floor((hi - lo) / h).astype(np.int64) + 3
+    p_cell = np.clip(np.floor((points[near] - lo) / h).astype(np.int64), 0, shape - 1)
+    p_key = np.ravel_multi_index(p_cell.T, shape)
+    by_key = np.argsort(p_key, kind="stable")
+    sorted_keys = p_key[by_key]
+    near = near[by_key]  # candidate points in cube order: runs are contiguous in memory
+    px, py, pz = (np.ascontiguousarray(points[near, a]) for a in range(3))
+    s_cell = np.floor((sites - lo) / h).astype(np.int64)
+    span = np.arange(-k, k + 1)
+    shifts = np.stack(np.meshgrid(span, span, span, indexing="ij"), axis=-1).reshape(-1, 3)
+    per_site = shifts.shape[0]
+    screen = (r * (1 + 1e-9)) ** 2
+    # For every (site, nearby cube): the run [first, first + count) of points in that cube.
+    cells = s_cell[:, None, :] + shifts[None, :, :]  # [N, S, 3]
+    inside = np.all((cells >= 0) & (cells < shape), axis=-1).reshape(-1)
+    keys = np.full(inside.shape[0], -1, dtype=np.int64)  # -1 matches no point
+    keys[inside] = np.ravel_multi_index(cells.reshape(-1, 3)[inside].T, shape)
+    first = np.searchsorted(sorted_keys, keys, side="left")
+    count = (np.searchsorted(sorted_keys, keys, side="right") - first).reshape(-1, per_site)
+    # Sites in blocks of at most _PAIR_BUDGET candidates (or one site), to bound memory.
+    before = np.concatenate([[0], np.cumsum(count.sum(axis=1))])  # candidates before site s
+    parts: list[_Pairs] = []
+    s0 = 0
+    while s0 < sites.shape[0]:
+        limit = before[s0] + _PAIR_BUDGET
+        s1 = max(s0 + 1, int(np.searchsorted(before, limit, side="right")) - 1)
+        c = count[s0:s1].reshape(-1)
+        total = int(c.sum())
+        if total:
+            # Expand each run into candidate (slot, site) pairs.
+            run = np.repeat(np.arange(c.shape[0]), c)
+            start = first[s0 * per_site : s1 * per_site][run]
+            slot = start + np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+            cand_site = s0 + run // per_site
+            sx, sy, sz = (sites[cand_site, a] for a in range(3))
+            dx, dy, dz = px[slot] - sx, py[slot] - sy, pz[slot] - sz
+            close = np.flatnonzero(dx * dx + dy * dy + dz * dz <= screen)
+            cp, cs = near[slot[close]], cand_site[close]
+            d = _exact_distances(points[cp], sites[cs])
+            ok = _keep(d, r, bond_tol)
+            parts.append((cp[ok], cs[ok], d[ok]))
+        s0 = s1
+    return _collect(parts)
