@@ -405,7 +405,7 @@ def _pickled_config(top: Mapping[str, Any], notes: list[str]) -> dict[str, Any] 
     # An upstream-style TrainingConfig pickled whole: the model's fields are under "model".
     if isinstance(fields.get("model"), Mapping) and "hidden_features" not in fields:
         fields = dict(fields["model"])
-    return {str(k): _plain(v) for k, v in fields.items()}
+    return {str(k): _plain(v, 1) for k, v in fields.items()}
 
 
 def _read_config_json(p: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -502,19 +502,22 @@ def _scalar(value: Any) -> Any:
     return _NOT_SCALAR
 
 
-def _plain(value: Any) -> Any:
-    """Config values as plain Python (numpy/tensor scalars unwrapped, sets to sorted lists)."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Config values as plain Python (numpy/tensor scalars unwrapped, sets to sorted lists).
+
+    Depth-limited: a pickle can build self-referencing containers.
+    """
     scalar = _scalar(value)
-    if scalar is not _NOT_SCALAR:
-        return scalar
+    if scalar is not _NOT_SCALAR or depth > 8:
+        return value if scalar is _NOT_SCALAR else scalar
     if isinstance(value, (set, frozenset)):
-        return sorted((_plain(v) for v in value), key=repr)
+        return sorted((_plain(v, depth + 1) for v in value), key=repr)
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, InertRecord):
-        return {k: _plain(v) for k, v in value.fields().items()}
+        return {k: _plain(v, depth + 1) for k, v in value.fields().items()}
     return value
 
 

@@ -221,7 +221,7 @@ def _read_config(config: Mapping[str, Any], path: Path) -> tuple[dict[str, Any],
         )
     if "middle_fusion_layers" in given:
         try:
-            parse_fusion_layers(given["middle_fusion_layers"])
+            indices = parse_fusion_layers(given["middle_fusion_layers"])
         except ValueError:
             raise InputError(
                 path,
@@ -229,17 +229,29 @@ def _read_config(config: Mapping[str, Any], path: Path) -> tuple[dict[str, Any],
                 f"{given['middle_fusion_layers']!r} is not a comma-separated list "
                 "of layer indices",
             ) from None
+        layers = given.get("alignn_layers", ModelConfig.alignn_layers)
+        if given.get("use_middle_fusion") and any(not 0 <= i < layers for i in indices):
+            raise InputError(
+                path,
+                f"config field middle_fusion_layers={given['middle_fusion_layers']!r} names a "
+                f"layer outside 0..{layers - 1} (alignn_layers={layers})",
+            )
     return given, unknown
 
 
 def _coerce(key: str, value: Any, path: Path) -> Any:
     kind = _FIELD_TYPES[key]
     if key == "middle_fusion_layers" and isinstance(value, (int, list, tuple)):
-        return ",".join(str(i) for i in parse_fusion_layers(value))
+        try:
+            return ",".join(str(i) for i in parse_fusion_layers(value))
+        except (TypeError, ValueError):
+            raise InputError(
+                path, f"config field {key}={value!r} is not a list of layer indices"
+            ) from None
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is bool and isinstance(value, bool):
         return value
-    if kind is int and is_number and float(value).is_integer():
+    if kind is int and is_number and (isinstance(value, int) or value.is_integer()):
         return int(value)
     if kind is float and is_number:
         return float(value)
