@@ -99,12 +99,16 @@ class Diagnosis:
     ablation_traces: dict[str, Trace] = field(default_factory=dict)
 
 
-def _top_words(trace: Trace, k: int = TOP_K, stopwords: set[str] | None = None) -> list[dict]:
+def _top_words(
+    trace: Trace, k: int = TOP_K, stopwords: set[str] | None = None, keep: set[str] | None = None
+) -> list[dict]:
     from fga_tui.diagnostics.words import top_words
 
     if trace.atom_to_text is None:
         return []
-    ranked = top_words(trace.atom_to_text, trace.tokens, trace.token_mask, k=k, stopwords=stopwords)
+    ranked = top_words(
+        trace.atom_to_text, trace.tokens, trace.token_mask, k=k, stopwords=stopwords, keep=keep
+    )
     return [
         {"atom": label, "words": [[w, round(float(x), 6)] for w, x in words]}
         for label, words in zip(trace.labels, ranked, strict=True)
@@ -143,16 +147,75 @@ def diagnose(
     stopwords: set[str] | None = None,
     trace: Trace | None = None,
 ) -> Diagnosis:
-    """Everything fga-tui knows about one sample, with verdicts."""
+    """Everything fga-tui knows about one sample, with verdicts.
+
+    Runs the trace (unless given), the audit (one backward pass) and, when they can tell causes
+    apart, the ablations: bypassing middle fusion, and feeding the attention block from the stage
+    where atoms are most distinct.
+    """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
-    from fga_tui.structure.symmetry import analyse_symmetry
 
     ablation = ablation or Ablation()
     if trace is None:
         trace = engine.run_trace(loaded, prepared, ablation)
+    audit_result = (
+        audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
+        if audit
+        else None
+    )
+    traces: dict[str, Trace] = {}
+    if run_ablations and not trace.ablation.active:
+        traces = cause_ablations(loaded, prepared, trace)
+    return assemble(
+        loaded,
+        prepared,
+        trace,
+        audit_result=audit_result,
+        ablation_traces=traces,
+        stopwords=stopwords,
+    )
+
+
+def cause_ablations(loaded: Any, prepared: Any, trace: Trace) -> dict[str, Trace]:
+    """The ablations that separate causes for this checkpoint (skipping meaningless ones)."""
+    from fga_tui import engine
+    from fga_tui.structure.symmetry import analyse_symmetry
+
+    out: dict[str, Trace] = {}
+    if loaded.config.fusion_indices:
+        out["no_fusion"] = engine.run_trace(
+            loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
+        )
+    if "fga" in trace.stages:
+        orbits = analyse_symmetry(prepared.sample.structure).orbits
+        sep = separation_profile(trace.features, trace.stages, orbits, trace.elements)
+        known = {s: v for s, v in sep.items() if v is not None and s not in ("fga", "embed")}
+        if known:
+            best = max(known, key=lambda s: known[s])
+            if best != fga_input_stage(trace):
+                out[f"fga_from={best}"] = engine.run_trace(
+                    loaded, prepared, Ablation(fga_from=best), counterfactuals=False
+                )
+    return out
+
+
+def assemble(
+    loaded: Any,
+    prepared: Any,
+    trace: Trace,
+    *,
+    audit_result: Any = None,
+    ablation_traces: dict[str, Trace] | None = None,
+    stopwords: set[str] | None = None,
+    symmetry: Any = None,
+) -> Diagnosis:
+    """Metrics, attention analysis and verdicts from traces already computed (numpy only)."""
+    from fga_tui.structure.symmetry import analyse_symmetry
+
+    ablation_traces = ablation_traces or {}
     sample = prepared.sample
-    sym = analyse_symmetry(sample.structure)
+    sym = symmetry if symmetry is not None else analyse_symmetry(sample.structure)
     orbits = [list(map(int, o)) for o in sym.orbits]
     graph = prepared.graph
     metrics = {
@@ -166,68 +229,41 @@ def diagnose(
     if trace.atom_to_text is not None:
         fin = fga_input_stage(trace)
         att = summarize_attention(
-            trace.atom_to_text,
-            trace.token_mask,
-            orbits,
-            trace.queries.get(fin),
-            trace.keys,
+            trace.atom_to_text, trace.token_mask, orbits, trace.queries.get(fin), trace.keys
         )
         profile = divergence_profile(trace.counterfactual, trace.token_mask, orbits)
 
-    audit_result = (
-        audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
-        if audit
-        else None
-    )
-
-    # Ablations that tell causes apart (only when they mean something for this checkpoint).
     ablations: dict[str, Any] = {}
-    ablation_traces: dict[str, Trace] = {}
     no_fusion_sep = no_fusion_jsd = None
     fga_from_stage = fga_from_jsd = None
-    fin = fga_input_stage(trace) or trace.stages[-1]
-    if run_ablations and not ablation.active:
-        if loaded.config.fusion_indices:
-            t = engine.run_trace(loaded, prepared, Ablation(no_fusion=True), counterfactuals=False)
-            ablation_traces["no_fusion"] = t
-            sep_nf = separation_profile(t.features, t.stages, orbits, t.elements)
-            in_stage = fga_input_stage(t) or t.stages[-1]
-            no_fusion_sep = sep_nf.get(in_stage)
-            no_fusion_jsd = _cross_orbit_jsd(t, orbits)
-            ablations["no_fusion"] = {
-                "separation_at_fga_input": no_fusion_sep,
-                "attention_cross_orbit_jsd": no_fusion_jsd,
-                "prediction": t.prediction,
-            }
-        known = {s: v for s, v in separation.items() if v is not None and s not in ("fga", "embed")}
-        if known and loaded.config.multimodal and "fga" in trace.stages:
-            best = max(known, key=lambda s: known[s])
-            if best != fin:
-                t = engine.run_trace(
-                    loaded, prepared, Ablation(fga_from=best), counterfactuals=False
-                )
-                ablation_traces[f"fga_from={best}"] = t
-                fga_from_stage = best
-                fga_from_jsd = _cross_orbit_jsd(t, orbits)
-                ablations[f"fga_from={best}"] = {
-                    "separation_at_fga_input": known[best],
-                    "attention_cross_orbit_jsd": fga_from_jsd,
-                    "prediction": t.prediction,
-                }
+    for name, t in ablation_traces.items():
+        sep_t = separation_profile(t.features, t.stages, orbits, t.elements)
+        in_stage = fga_input_stage(t) or t.stages[-1]
+        jsd_t = _cross_orbit_jsd(t, orbits)
+        ablations[name] = {
+            "separation_at_fga_input": sep_t.get(in_stage),
+            "attention_cross_orbit_jsd": jsd_t,
+            "prediction": t.prediction,
+        }
+        if t.ablation.no_fusion:
+            no_fusion_sep, no_fusion_jsd = sep_t.get(in_stage), jsd_t
+        elif t.ablation.fga_from is not None:
+            fga_from_stage, fga_from_jsd = t.ablation.fga_from, jsd_t
 
-    top = _top_words(trace, stopwords=stopwords)
+    keep = {el.lower() for el in trace.elements}
+    top = _top_words(trace, stopwords=stopwords, keep=keep)
     degenerate = []
     for name, w in trace.global_attention.items():
         if w.size and np.all(w == 1.0):
             degenerate.append(f"global cross-modal attention ({name.replace('_', ' ')})")
     if trace.text_to_atom is not None and trace.num_atoms == 1:
         degenerate.append("text_to_atom (1-atom cell)")
-
     gates = {
         k.rsplit(".", 1)[0]: float(np.mean(v))
         for k, v in trace.extras.items()
         if k.endswith(".gate")
     }
+    multi = any(len(o) > 1 for o in orbits)
     evidence = Evidence(
         stages=trace.stages,
         labels=trace.labels,
@@ -243,10 +279,8 @@ def diagnose(
         else att.decomposition.shared_fraction,
         profile=profile,
         first_uniform_stage=first_uniform_stage(profile) if profile else None,
-        within_orbit_max_dev=max(
-            (m.within_orbit_max_dev or 0.0 for m in metrics.values()), default=None
-        )
-        if any(len(o) > 1 for o in orbits)
+        within_orbit_max_dev=max(m.within_orbit_max_dev or 0.0 for m in metrics.values())
+        if multi
         else None,
         fusion_gates=gates,
         no_fusion_separation=no_fusion_sep,
@@ -286,7 +320,7 @@ def diagnose(
             for p in profile
         ],
         audit=None if audit_result is None else audit_result.to_json(),
-        ablations={"active": ablation.describe(), **ablations},
+        ablations={"active": trace.ablation.describe(), **ablations},
         symmetry={
             "spacegroup": sym.spacegroup,
             "number": sym.number,
@@ -294,7 +328,7 @@ def diagnose(
             "first_uniform_attention_stage": evidence.first_uniform_stage,
         },
     )
-    return Diagnosis(trace, report, metrics, att, sym, audit_result, ablation_traces)
+    return Diagnosis(trace, report, metrics, att, sym, audit_result, dict(ablation_traces))
 
 
 def _formula(elements: tuple[str, ...]) -> str:
