@@ -96,9 +96,10 @@ def analyse_symmetry(structure: Structure, symprec: float = 1e-5) -> Symmetry:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # spglib's deprecation chatter about its own API
             dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
-        if dataset is None:
-            message = getattr(spglib, "get_error_message", lambda: "")() or "no space group found"
-            return _fallback(n, symprec, f"spglib: {message}")
+            if dataset is None:
+                get_message = getattr(spglib, "get_error_message", lambda: "")
+                message = get_message() or "no space group found"
+                return _fallback(n, symprec, f"spglib: {message}")
         equivalent = np.asarray(_field(dataset, "equivalent_atoms"), dtype=np.int64)
         wyckoffs = tuple(str(w) for w in _field(dataset, "wyckoffs"))  # type: ignore[attr-defined]
         spacegroup = str(_field(dataset, "international"))
