@@ -353,6 +353,92 @@ def diff(
         _emit(diff_text(a, b))
 
 
+@app.command()
+@user_errors
+def scan(
+    ckpt: Ckpt,
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL file, folder of JSON samples, or description.csv + cif/ folder."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Per-sample results (JSONL). Default: no file."),
+    ] = None,
+    format: Format = "text",
+    fail_on: FailOn = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Samples per forward.")
+    ] = 16,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="Graph-building processes (0: auto).")
+    ] = 0,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N rows.")
+    ] = None,
+    ablations: Annotated[
+        bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
+    ] = False,
+    stopwords: Stopwords = None,
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    max_atoms: MaxAtoms = 1000,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+    ] = False,
+) -> None:
+    """Diagnose every sample of a dataset: per-sample JSONL and a summary with a histogram."""
+    import io
+
+    from fga_tui import engine
+    from fga_tui.scan import scan as run_scan
+
+    _check_choice("--format", format, ("text", "json"))
+    _check_choice("--fail-on", fail_on, ("error", "warning"))
+    if out is not None and out.exists() and not force:
+        raise InputError(out, "already exists; pass --force to overwrite")
+    if not data.exists():
+        raise InputError(data, "no such file or directory")
+    loaded = engine.load_model(
+        ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
+    )
+    buffer = io.StringIO()
+    summary = run_scan(
+        loaded,
+        data,
+        out=buffer,
+        batch_size=batch_size,
+        workers=workers,
+        limit=limit,
+        tokens_path=tokens,
+        text_model=text_model,
+        ablations=ablations,
+        stopwords=_stopwords(stopwords),
+        max_atoms=max_atoms,
+    )
+    if out is not None:
+        from fga_tui.io.atomic import atomic_write_text
+
+        try:
+            atomic_write_text(out, buffer.getvalue())
+        except OSError as exc:
+            raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
+    if format == "json":
+        _emit(json.dumps(summary.to_json(), indent=2))
+    else:
+        _emit(summary.to_text())
+    if fail_on is not None and summary.ok:
+        severities = [s for s, n in summary.worst.items() if n]
+        if _fails(severities, fail_on):
+            raise typer.Exit(EXIT_FINDING)
+
+
 SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
 
 

@@ -160,21 +160,25 @@ def prepare_sample(
     *,
     tokens_path: str | Path | None = None,
     text_model: str | Path | None = None,
+    vocab_mappings: str | Path | None = None,
     graph: CrystalGraph | None = None,
+    tokens: TokenStates | None = None,
 ) -> PreparedSample:
-    """Build the crystal graph and resolve token states (precedence: --tokens, the sample's
-    own tokens, --text-model, $FGA_TUI_TEXT_MODEL)."""
+    """Build the crystal graph and resolve token states (precedence: ``tokens`` given,
+    --tokens, the sample's own tokens, --text-model, $FGA_TUI_TEXT_MODEL)."""
     from fga_tui.structure.graph import build_graph
     from fga_tui.text.encoders import resolve_token_states
 
     needs_text = loaded.needs_text if loaded is not None else False
-    tokens = resolve_token_states(
-        sample,
-        tokens_path=tokens_path,
-        text_model=text_model,
-        needs_text=needs_text,
-        device=str(loaded.device) if loaded is not None else "cpu",
-    )
+    if tokens is None:
+        tokens = resolve_token_states(
+            sample,
+            tokens_path=tokens_path,
+            text_model=text_model,
+            needs_text=needs_text,
+            device=str(loaded.device) if loaded is not None else "cpu",
+            vocab_mappings=vocab_mappings,
+        )
     if loaded is not None and tokens is not None and needs_text:
         width = int(tokens.embeddings.shape[1])
         if width != loaded.config.text_hidden_dim:

@@ -13,8 +13,6 @@ Contract (shared/DESIGN.md): stage names in forward order are ``embed``, ``align
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,18 +107,11 @@ class Trace:
 
     def save_npz(self, path: str | Path) -> Path:
         """Write ``trace.npz`` atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
+        from fga_tui.io.atomic import atomic_write_bytes
+
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **self.to_arrays())
-        fd, tmp = tempfile.mkstemp(prefix=".trace-", suffix=".npz.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buffer.getvalue())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_trace_npz(path: str | Path) -> dict[str, np.ndarray]:

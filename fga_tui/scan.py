@@ -1,0 +1,334 @@
+"""Dataset sweep: is the diagnosis general, or one sample?
+
+Samples stream from a JSONL file, a folder of JSON samples or a CrysMMNet-style folder; crystal
+graphs are built in worker processes (so a GPU is not starved by the Python neighbour search);
+traces run batched on the model's device; each sample gets the same numpy diagnosis as
+``report``; bad rows are recorded and skipped. The checkpoint is audited once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from fga_tui.io.errors import InputError
+from fga_tui.io.types import Sample
+from fga_tui.trace import Ablation
+
+KEY_METRICS = (
+    "attention_cross_orbit_jsd",
+    "separation_at_fga_input",
+    "mad_at_fga_input",
+    "effective_rank_at_fga_input",
+    "shared_fraction",
+)
+
+
+@dataclass
+class ScanSummary:
+    """Counts and distributions over all samples of a scan."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    verdict_samples: Counter = field(default_factory=Counter)
+    worst: Counter = field(default_factory=Counter)
+    metrics: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KEY_METRICS})
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.total += 1
+        if row["status"] != "ok":
+            self.failed += 1
+            if len(self.errors) < 20:
+                self.errors.append(row["error"])
+            return
+        self.ok += 1
+        for code in set(v["code"] for v in row["verdicts"]):
+            self.verdict_samples[code] += 1
+        self.worst[row["worst"]] += 1
+        for k in KEY_METRICS:
+            v = row["metrics"].get(k)
+            if v is not None and math.isfinite(v):
+                self.metrics[k].append(float(v))
+
+    def distribution(self, key: str) -> dict[str, float] | None:
+        values = np.asarray(self.metrics[key], dtype=np.float64)
+        if values.size == 0:
+            return None
+        q = np.quantile(values, [0.0, 0.1, 0.5, 0.9, 1.0])
+        return {
+            "n": int(values.size),
+            "min": float(q[0]),
+            "p10": float(q[1]),
+            "median": float(q[2]),
+            "p90": float(q[3]),
+            "max": float(q[4]),
+            "mean": float(values.mean()),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "fga-tui.scan/1",
+            "samples": self.total,
+            "ok": self.ok,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "samples_per_second": round(self.total / self.seconds, 3) if self.seconds else None,
+            "verdicts": {
+                code: {"samples": n, "fraction": n / self.ok if self.ok else 0.0}
+                for code, n in self.verdict_samples.most_common()
+            },
+            "worst_severity": dict(self.worst),
+            "metrics": {k: self.distribution(k) for k in KEY_METRICS},
+            "errors": self.errors,
+        }
+
+    def generality(self, code: str) -> str:
+        n = self.verdict_samples.get(code, 0)
+        if not self.ok or n == 0:
+            return "absent"
+        frac = n / self.ok
+        if n == 1 and self.ok > 1:
+            return "one sample"
+        return "general" if frac >= 0.5 else "some samples"
+
+    def to_text(self, histogram: bool = True) -> str:
+        out = [
+            f"scanned {self.total} samples in {self.seconds:.1f} s "
+            f"({self.ok} ok, {self.failed} failed)",
+        ]
+        if self.verdict_samples:
+            out.append("verdicts (samples showing each):")
+            for code, n in self.verdict_samples.most_common():
+                pct = 100.0 * n / self.ok
+                out.append(f"  {code:<24} {n:>6}  {pct:5.1f}%  {self.generality(code)}")
+        out.append("metrics (min / median / max):")
+        for k in KEY_METRICS:
+            d = self.distribution(k)
+            if d:
+                out.append(f"  {k:<30} {d['min']:.3g} / {d['median']:.3g} / {d['max']:.3g}")
+        if histogram and len(self.metrics["attention_cross_orbit_jsd"]) > 1:
+            out.append(
+                histogram_text(
+                    self.metrics["attention_cross_orbit_jsd"],
+                    "attention cross-orbit JSD (bits), log10",
+                )
+            )
+        if self.errors:
+            out.append("first errors:")
+            out.extend(f"  {e}" for e in self.errors[:5])
+        return "\n".join(out)
+
+
+def histogram_text(values: Sequence[float], title: str, width: int = 70, height: int = 12) -> str:
+    """A plotext (6.x) histogram of log10 of the positive values, as plain text."""
+    import plotext as plt
+
+    data = [math.log10(v) for v in values if v > 0]
+    if len(data) < 2:
+        return ""
+    fig = plt.figure
+    fig.clear()
+    fig.draw(fig.hist(data, bins=min(20, max(5, len(data) // 3))))
+    fig.title(title)
+    fig.plot_size(width, height)
+    try:
+        return plt.uncolorize(str(fig.build()))
+    finally:
+        fig.clear()
+
+
+def _row_error(position: int, sample_id: str | None, message: str) -> dict[str, Any]:
+    return {"position": position, "id": sample_id, "status": "error", "error": message}
+
+
+def _row_ok(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
+    from fga_tui.diagnostics.report import fga_input_stage
+
+    rep = diagnosis.report
+    fin = fga_input_stage(trace) or trace.stages[-1]
+    m = diagnosis.metrics[fin]
+    att = rep.attention or {}
+    dec = att.get("decomposition") or {}
+    return {
+        "position": position,
+        "id": rep.sample["id"],
+        "status": "ok",
+        "formula": rep.sample["formula"],
+        "num_atoms": rep.sample["num_atoms"],
+        "prediction": rep.prediction,
+        "target": rep.sample["target"],
+        "worst": rep.worst_severity,
+        "verdicts": [
+            {"code": v.code, "severity": v.severity, "stage": v.evidence.get("stage")}
+            for v in rep.verdicts
+        ],
+        "metrics": {
+            "attention_cross_orbit_jsd": att.get("cross_orbit_jsd"),
+            "separation_at_fga_input": rep.separation.get(fin),
+            "mad_at_fga_input": m.mad,
+            "effective_rank_at_fga_input": m.effective_rank,
+            "shared_fraction": dec.get("shared_fraction"),
+        },
+        "orbits": rep.orbits,
+        "top_words": {e["atom"]: [w for w, _ in e["words"][:5]] for e in rep.top_words},
+    }
+
+
+def _graph_job(structure: Any) -> Any:
+    from fga_tui.structure.graph import build_graph
+
+    return build_graph(structure)
+
+
+def _graphs(structures: Sequence[Any], workers: int) -> tuple[Iterator[Any], Executor | None]:
+    """Graphs in input order; built ahead in worker processes when ``workers`` > 1."""
+    if workers <= 1 or len(structures) < 8:
+        return (_graph_job(s) for s in structures), None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    chunk = max(1, min(16, len(structures) // (4 * workers)))
+    return pool.map(_graph_job, structures, chunksize=chunk), pool
+
+
+class Progress:
+    """A one-line progress bar on a terminal, sparse lines otherwise (never on stdout)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_pct = -1
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        pct = int(100 * self.done / max(self.total, 1))
+        if self.tty:
+            bar = "#" * (pct * 30 // 100)
+            self.stream.write(f"\r[{bar:<30}] {self.done}/{self.total}  {rate:.1f} samples/s")
+            self.stream.flush()
+        elif pct // 10 != self._last_pct // 10 or self.done == self.total:
+            self.stream.write(f"scan: {self.done}/{self.total} samples ({rate:.1f}/s)\n")
+        self._last_pct = pct
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def scan(
+    loaded: Any,
+    data: str | Path,
+    *,
+    out: TextIO,
+    batch_size: int = 16,
+    workers: int = 0,
+    limit: int | None = None,
+    tokens_path: str | Path | None = None,
+    text_model: str | Path | None = None,
+    ablations: bool = False,
+    stopwords: set[str] | None = None,
+    max_atoms: int = 1000,
+    progress: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> ScanSummary:
+    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``."""
+    from fga_tui import engine
+    from fga_tui.diagnostics.audit import audit_model
+    from fga_tui.diagnostics.report import assemble
+    from fga_tui.io.sample import iter_samples
+    from fga_tui.text.encoders import resolve_token_states
+
+    t0 = time.perf_counter()
+    items: list[tuple[int, Sample | InputError]] = []
+    for position, item in iter_samples(data, max_atoms=max_atoms):
+        if limit is not None and len(items) >= limit:
+            break
+        items.append((position, item))
+    if not items:
+        raise InputError(data, "no samples found")
+    summary = ScanSummary()
+    audit_result = audit_model(loaded, None)
+    good = [(p, s) for p, s in items if isinstance(s, Sample)]
+    bar = Progress(len(items)) if progress else None
+
+    def emit(row: dict[str, Any]) -> None:
+        out.write(json.dumps(row) + "\n")
+        summary.add(row)
+        if on_row is not None:
+            on_row(row)
+        if bar is not None:
+            bar.step()
+
+    for position, item in items:
+        if isinstance(item, InputError):
+            emit(_row_error(position, None, item.message))
+
+    if workers == 0:
+        workers = min(4, os.cpu_count() or 1)
+    graphs, pool = _graphs([s.structure for _, s in good], workers)
+    try:
+        batch: list[tuple[int, Any]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            prepared = [p for _, p in batch]
+            traces = engine.run_traces(loaded, prepared)
+            extra: list[dict[str, Any]] = [{} for _ in batch]
+            if ablations and loaded.config.fusion_indices:
+                nf = engine.run_traces(
+                    loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
+                )
+                extra = [{"no_fusion": t} for t in nf]
+            for (position, prep), trace, abl in zip(batch, traces, extra, strict=True):
+                diag = assemble(
+                    loaded,
+                    prep,
+                    trace,
+                    audit_result=audit_result,
+                    ablation_traces=abl,
+                    stopwords=stopwords,
+                )
+                emit(_row_ok(position, diag, trace))
+            batch.clear()
+
+        for (position, sample), graph in zip(good, graphs, strict=True):
+            try:
+                tokens = resolve_token_states(
+                    sample,
+                    tokens_path=tokens_path,
+                    text_model=text_model,
+                    needs_text=loaded.needs_text,
+                    device=str(loaded.device),
+                )
+                prepared = engine.prepare_sample(loaded, sample, graph=graph, tokens=tokens)
+            except InputError as exc:
+                emit(_row_error(position, sample.id, exc.message))
+                continue
+            batch.append((position, prepared))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
