@@ -439,6 +439,58 @@ def scan(
             raise typer.Exit(EXIT_FINDING)
 
 
+@app.command("open")
+@user_errors
+def open_(
+    ckpt: Ckpt,
+    sample: SamplePath,
+    baseline: Baseline = None,
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    no_fusion: NoFusion = False,
+    fga_from: FgaFrom = None,
+    index: Index = 0,
+    max_atoms: MaxAtoms = 1000,
+    snapshot_dir: Annotated[
+        Path,
+        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
+    ] = Path("fga-snapshots"),
+    theme: Annotated[
+        str | None,
+        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
+    ] = None,
+    ablations: Annotated[
+        bool, typer.Option("--ablations/--no-ablations", help="Run cause-separating ablations.")
+    ] = True,
+) -> None:
+    """Open the interactive inspector (the default command: `fga-tui CKPT SAMPLE`)."""
+    from fga_tui.trace import Ablation
+    from fga_tui.tui.app import FgaApp
+    from fga_tui.tui.session import SessionOptions
+
+    options = SessionOptions(
+        checkpoint=ckpt,
+        sample=sample,
+        index=index,
+        device=device,
+        tokens=tokens,
+        text_model=text_model,
+        trust=trust_checkpoint,
+        fga_heads=fga_heads,
+        cm_heads=cm_heads,
+        baseline=baseline,
+        max_atoms=max_atoms,
+        run_ablations=ablations,
+        snapshot_dir=snapshot_dir,
+        ablation=Ablation(no_fusion, fga_from),
+    )
+    FgaApp(options, theme=theme).run()
+
+
 SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
 
 

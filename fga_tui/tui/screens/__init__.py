@@ -1,0 +1,1 @@
+"""Modal screens: help, errors, open sample, attention-stage picker."""

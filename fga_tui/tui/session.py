@@ -1,0 +1,275 @@
+"""The engine state behind the app, driven from thread workers.
+
+``Session.compute`` loads the checkpoint, reads and prepares the sample, traces, diagnoses and
+builds a ``View``, posting a ``Progress`` message per step and a ``ViewReady`` or
+``RequestFailed`` at the end. It never touches widgets. Torch and the engine are imported here
+lazily, inside the worker, so the first frame paints before torch loads.
+
+A Python thread cannot be killed, and Textual's thread workers run in asyncio's default executor,
+which the event loop joins on exit: a worker stuck in a 30 s forward would hold ``q`` for 30 s.
+So each engine step runs in its own daemon thread that the worker waits on while polling
+``cancelled``; a cancelled worker returns at once and abandons the step (its result is
+discarded; the daemon thread ends on its own or with the process). State is only mutated by the
+worker after a step returns and under a lock, so an abandoned step never leaks into the session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fga_tui.io.errors import InputError
+from fga_tui.trace import Ablation
+from fga_tui.tui.messages import Progress, RequestFailed, SampleCount, ViewReady
+from fga_tui.tui.view import View, view_from_diagnosis
+
+T = TypeVar("T")
+Post = Callable[[Any], Any]
+IsCancelled = Callable[[], bool]
+
+STEPS = ("loading checkpoint", "reading sample", "tracing", "diagnosing", "preparing panes")
+POLL_S = 0.02
+
+
+class Cancelled(Exception):
+    """The request was superseded or the app is quitting."""
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What ``fga-tui open`` was given."""
+
+    checkpoint: Path
+    sample: Path
+    index: int = 0
+    device: str = "auto"
+    tokens: Path | None = None
+    text_model: Path | None = None
+    trust: bool = False
+    fga_heads: int | None = None
+    cm_heads: int | None = None
+    baseline: Path | None = None
+    max_atoms: int = 1000
+    audit: bool = True
+    run_ablations: bool = True
+    snapshot_dir: Path = Path("fga-snapshots")
+    ablation: Ablation = field(default_factory=Ablation)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One unit of worker work: show ``sample``/``index`` under ``ablation``."""
+
+    sample: Path
+    index: int
+    ablation: Ablation
+
+
+def run_abandonable(fn: Callable[[], T], cancelled: IsCancelled, poll: float = POLL_S) -> T:
+    """Run ``fn`` in a daemon thread; raise ``Cancelled`` as soon as ``cancelled()`` is true."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised in the waiting worker
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True, name="fga-engine-step").start()
+    while not done.wait(poll):
+        if cancelled():
+            raise Cancelled
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def count_samples(path: Path, max_atoms: int = 1000) -> int:
+    """How many rows ``path`` holds (bad rows included, as ``--index`` counts them)."""
+    from fga_tui.io.sample import iter_samples
+
+    count = 0
+    for pos, _ in iter_samples(path, max_atoms=max_atoms):
+        count = pos + 1
+    return count
+
+
+class Session:
+    """Owns the loaded model, the prepared sample, cached views and the generation counter.
+
+    ``next_generation`` is called on the UI thread; ``compute`` and ``count`` run in thread
+    workers. Views are cached per (sample, index, ablation), so toggling an ablation back is
+    instant.
+    """
+
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self.generation = 0
+        self.loaded: Any = None
+        self.prepared: Any = None
+        self.prepared_key: tuple[str, int] | None = None
+        self.views: dict[tuple[str, int, Ablation], View] = {}
+        self.baseline: Any = None
+        self.last_traceback: str | None = None
+        self._lock = threading.Lock()
+        self._load_s: float | None = None
+
+    def next_generation(self) -> int:
+        """A new request id; results carrying an older one are stale."""
+        self.generation += 1
+        return self.generation
+
+    def initial_request(self) -> Request:
+        return Request(self.options.sample, self.options.index, self.options.ablation)
+
+    # --- worker side --------------------------------------------------------------------------
+
+    def compute(
+        self, generation: int, request: Request, post: Post, cancelled: IsCancelled
+    ) -> None:
+        """Produce the view for ``request`` and post it; errors are posted, never raised."""
+        first = self.loaded is None
+        try:
+            view = self._compute(generation, request, post, cancelled)
+        except Cancelled:
+            return
+        except InputError as exc:
+            if not cancelled():
+                post(RequestFailed(generation, exc.message, first))
+            return
+        except Exception as exc:  # a bug: show it in the app instead of crashing it
+            self.last_traceback = traceback.format_exc()
+            if not cancelled():
+                post(RequestFailed(generation, f"internal error: {type(exc).__name__}: {exc}",
+                                   first))
+            return
+        if not cancelled():
+            post(ViewReady(generation, view))
+
+    def _step(
+        self, generation: int, step: int, post: Post, cancelled: IsCancelled,
+        fn: Callable[[], T],
+    ) -> tuple[T, float]:
+        if cancelled():
+            raise Cancelled
+        post(Progress(generation, step + 1, len(STEPS), STEPS[step]))
+        start = time.perf_counter()
+        value = run_abandonable(fn, cancelled)
+        return value, time.perf_counter() - start
+
+    def _compute(
+        self, generation: int, request: Request, post: Post, cancelled: IsCancelled
+    ) -> View:
+        opts = self.options
+        key = (str(request.sample), request.index, request.ablation)
+        with self._lock:
+            cached = self.views.get(key)
+        if cached is not None and self.loaded is not None:
+            return cached
+        timings: dict[str, float] = {}
+
+        if self.loaded is None:
+            def load() -> tuple[Any, Any]:
+                from fga_tui import engine
+
+                engine.configure_threads(reserve_one_core=True)
+                loaded = engine.load_model(
+                    opts.checkpoint, device=opts.device, trust=opts.trust,
+                    fga_heads=opts.fga_heads, cm_heads=opts.cm_heads,
+                )
+                baseline = None
+                if opts.baseline is not None:
+                    from fga_tui.diagnostics.audit import load_baseline
+
+                    baseline = load_baseline(str(opts.baseline), trust=opts.trust)
+                return loaded, baseline
+
+            (loaded, baseline), took = self._step(generation, 0, post, cancelled, load)
+            with self._lock:
+                if cancelled():
+                    raise Cancelled
+                self.loaded, self.baseline = loaded, baseline
+                self._load_s = took
+        loaded = self.loaded
+        timings["load"] = self._load_s or 0.0
+
+        sample_key = (str(request.sample), request.index)
+        prepared = self.prepared if self.prepared_key == sample_key else None
+        if prepared is None:
+            initial = (request.sample, request.index) == (opts.sample, opts.index)
+
+            def prepare() -> Any:
+                from fga_tui import engine
+
+                sample = engine.load_sample(
+                    request.sample, index=request.index, max_atoms=opts.max_atoms
+                )
+                return engine.prepare_sample(
+                    loaded, sample,
+                    tokens_path=opts.tokens if initial else None,
+                    text_model=opts.text_model,
+                )
+
+            prepared, timings["prepare"] = self._step(generation, 1, post, cancelled, prepare)
+            with self._lock:
+                if cancelled():
+                    raise Cancelled
+                self.prepared, self.prepared_key = prepared, sample_key
+
+        def trace() -> Any:
+            from fga_tui import engine
+
+            return engine.run_trace(loaded, prepared, request.ablation)
+
+        traced, timings["trace"] = self._step(generation, 2, post, cancelled, trace)
+
+        def diagnose() -> Any:
+            from fga_tui.diagnostics.report import diagnose as run
+
+            return run(
+                loaded, prepared, ablation=request.ablation, baseline=self.baseline,
+                baseline_path=None if opts.baseline is None else str(opts.baseline),
+                run_ablations=opts.run_ablations, audit=opts.audit, trace=traced,
+            )
+
+        diagnosis, timings["diagnose"] = self._step(generation, 3, post, cancelled, diagnose)
+
+        def build() -> View:
+            meta = {
+                "checkpoint": str(opts.checkpoint),
+                "layout": loaded.info.layout,
+                "sample_path": str(request.sample),
+                "index": request.index,
+                "device": str(loaded.device),
+                "timings": timings,
+                "input_choices": [
+                    s for s in loaded.stage_names(Ablation(no_fusion=request.ablation.no_fusion))
+                    if s != "fga"
+                ],
+                "has_fusion": bool(loaded.config.fusion_indices),
+            }
+            return view_from_diagnosis(diagnosis, prepared, meta)
+
+        view, timings["view"] = self._step(generation, 4, post, cancelled, build)
+        with self._lock:
+            if cancelled():
+                raise Cancelled
+            self.views[key] = view
+        return view
+
+    def count(self, path: Path, post: Post, cancelled: IsCancelled) -> None:
+        """Post how many samples ``path`` holds (silently nothing when it cannot be read)."""
+        try:
+            n = run_abandonable(lambda: count_samples(path, self.options.max_atoms), cancelled)
+        except (Cancelled, InputError, OSError):
+            return
+        if not cancelled():
+            post(SampleCount(path, n))

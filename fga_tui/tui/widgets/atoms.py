@@ -1,0 +1,101 @@
+"""Atom list: label, element, orbit (+ Wyckoff letter), coordination, feature norm at the stage.
+
+A ``ScrollView`` that renders only visible lines, so a stage step at 500 atoms repaints a
+screenful of rows instead of updating 500 table cells.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.segment import Segment
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from fga_tui.tui.state import Cursor
+from fga_tui.tui.view import View
+
+HEADER = f" {'atom':<8} {'el':<2} {'orb':>3} {'CN':>3} {'‖x‖':>7}"
+
+
+def atom_row(view: View, cursor: Cursor, i: int) -> str:
+    """One row of the list as plain text (also what tests read)."""
+    orbit = int(view.orbit_of[i])
+    wy = view.wyckoffs[i] if i < len(view.wyckoffs) else "?"
+    cn = "?" if view.coordination is None else str(int(view.coordination[i]))
+    norm = float(view.norms[cursor.stage, i])
+    return (f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+            f"{cn:>3} {norm:>7.4g}")
+
+
+class AtomList(ScrollView, can_focus=True):
+    """Scrollable atom rows; the selected atom is highlighted and kept in view."""
+
+    DEFAULT_CSS = """
+    AtomList { height: 1fr; scrollbar-size-vertical: 1; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"atoms--cursor", "atoms--orbit-end"}
+
+    class Clicked(Message):
+        """An atom row was clicked."""
+
+        def __init__(self, atom: int) -> None:
+            super().__init__()
+            self.atom = atom
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._view: View | None = None
+        self._cursor = Cursor()
+
+    def show(self, view: View | None, cursor: Cursor) -> None:
+        """Point the list at a view and cursor; repaint only what changed."""
+        changed_view = view is not self._view
+        old = self._cursor
+        self._view, self._cursor = view, cursor
+        if view is None:
+            self.virtual_size = Size(0, 0)
+            self.refresh()
+            return
+        if changed_view:
+            self.virtual_size = Size(len(HEADER), view.num_atoms)
+        self._keep_visible(cursor.atom)
+        if changed_view or old.stage != cursor.stage:
+            self.refresh()
+        elif old.atom != cursor.atom:
+            self.refresh_lines(old.atom - int(self.scroll_offset.y))
+            self.refresh_lines(cursor.atom - int(self.scroll_offset.y))
+
+    def _keep_visible(self, atom: int) -> None:
+        top = int(self.scroll_offset.y)
+        height = max(1, self.scrollable_content_region.height)
+        if atom < top:
+            self.scroll_to(y=atom, animate=False, immediate=True)
+        elif atom >= top + height:
+            self.scroll_to(y=atom - height + 1, animate=False, immediate=True)
+
+    def render_line(self, y: int) -> Strip:
+        view = self._view
+        row = y + int(self.scroll_offset.y)
+        width = self.scrollable_content_region.width
+        if view is None or row >= view.num_atoms:
+            return Strip.blank(width, self.rich_style)
+        text = atom_row(view, self._cursor, row)
+        style = self.rich_style
+        if row == self._cursor.atom:
+            style = style + self.get_component_rich_style("atoms--cursor")
+            text = "▶" + text[1:]
+        if row + 1 < view.num_atoms and view.orbit_of[row + 1] != view.orbit_of[row]:
+            style = style + self.get_component_rich_style("atoms--orbit-end")
+        x = int(self.scroll_offset.x)
+        return Strip([Segment(text.ljust(x + width)[x : x + width], style)], width)
+
+    def on_click(self, event: events.Click) -> None:
+        if self._view is None:
+            return
+        row = event.y + int(self.scroll_offset.y)
+        if 0 <= row < self._view.num_atoms:
+            self.post_message(self.Clicked(row))

@@ -1,0 +1,220 @@
+"""Layer scrubber: every stage in order with the current one marked, its numbers, and curves
+across stages (plotext) with the current stage marked.
+
+plotext keeps global figure state, so figures are built on the UI thread only. A build costs
+~10 ms; the rendered ``Text`` is cached per (size, stage, view, theme) and the other stages are
+pre-rendered one per idle tick after a view arrives or the pane is resized, so stepping is a
+cache lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from fga_tui.tui.state import Cursor
+from fga_tui.tui.view import View
+
+MARKERS = ("•", "+", "x")
+WIDE_PLOT = 90
+CACHE_SIZE = 256
+
+
+def short_stage(stage: str) -> str:
+    """Axis label: ``alignn.2`` -> ``a2``, ``fusion.2`` -> ``f2``, ``gcn.0`` -> ``g0``."""
+    if stage == "embed":
+        return "emb"
+    if stage == "fga":
+        return "fga"
+    head, _, idx = stage.partition(".")
+    return f"{head[:1]}{idx}"
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "—" if math.isnan(x) else format(x, spec)
+
+
+def stage_values(view: View, stage: int) -> str:
+    """The current stage's numbers in one line."""
+    c = view.curves
+    return (f"{stage + 1}/{len(view.stages)} {view.stages[stage]} · "
+            f"x-orb {_fmt(c['xorbit'][stage], '+.3f')} · MAD {_fmt(c['mad'][stage], '.3f')} · "
+            f"erank {_fmt(c['erank'][stage], '.2f')}")
+
+
+class StageStrip(Widget):
+    """Two lines: the stage chips (current reversed, attention input marked ◆) and the numbers."""
+
+    DEFAULT_CSS = """
+    StageStrip { text-wrap: nowrap; text-overflow: clip; height: 2; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._view: View | None = None
+        self._cursor = Cursor()
+
+    def show(self, view: View | None, cursor: Cursor) -> None:
+        self._view, self._cursor = view, cursor
+        self.refresh()
+
+    def render(self) -> Text:
+        view = self._view
+        if view is None:
+            return Text("no trace yet", style="dim")
+        width = self.size.width
+        cur = self._cursor.stage
+        chips = []
+        for i, stage in enumerate(view.stages):
+            label = stage + ("◆" if stage == view.fga_input else "")
+            if i == cur:
+                style = Style(reverse=True, bold=True)
+            elif stage.startswith("fusion."):
+                style = Style(italic=True, underline=True)
+            else:
+                style = Style(dim=True)
+            chips.append((f" {label} ", style))
+        # A window of chips around the current stage when they do not all fit.
+        lengths = [len(t) for t, _ in chips]
+        start, end = 0, len(chips)
+        while sum(lengths[start:end]) + 2 > width and end - start > 1:
+            if cur - start > end - 1 - cur:
+                start += 1
+            else:
+                end -= 1
+        out = Text(no_wrap=True, overflow="crop")
+        out.append("‹" if start > 0 else " ", Style(dim=True))
+        for text, style in chips[start:end]:
+            out.append(text, style)
+        out.append("›" if end < len(chips) else " ", Style(dim=True))
+        out.append("\n")
+        out.append(stage_values(view, cur), Style(bold=True))
+        return out
+
+
+def _series(values: Sequence[float]) -> tuple[list[int], list[float]]:
+    xs = [i for i, v in enumerate(values) if not math.isnan(v)]
+    return xs, [float(values[i]) for i in xs]
+
+
+def build_plot(view: View, stage: int, width: int, height: int) -> str:
+    """The curves as an ANSI string (plotext; UI thread only)."""
+    import plotext as plt
+
+    fig = plt.figure
+    fig.clear.all()
+    x = list(range(len(view.stages)))
+    ticks = [short_stage(s) for s in view.stages]
+    if width >= WIDE_PLOT:
+        fig.subplots(1, len(view.curves))
+        for k, key in enumerate(view.curves):
+            sub = fig.subplot(1, k + 1)
+            sub.theme("simple")
+            xs, ys = _series(view.curves[key])
+            if xs:
+                sub.draw(sub.signal(xs, ys, marker=MARKERS[k]).lines())
+            sub.line(stage, "v")
+            sub.title(view.curve_labels[key])
+            sub.ruler("x").ticks(x[:: max(1, len(x) // 6)], ticks[:: max(1, len(x) // 6)])
+            sub.legend(active=False)
+    else:
+        fig.theme("simple")
+        for k, key in enumerate(view.curves):
+            xs, ys = _series(view.curves[key])
+            if not xs:
+                continue
+            lo, hi = min(ys), max(ys)
+            scaled = [0.5 if hi == lo else (y - lo) / (hi - lo) for y in ys]
+            fig.draw(fig.signal(xs, scaled, marker=MARKERS[k]).lines())
+        fig.line(stage, "v")
+        fig.ruler("y").ticks([0, 1], ["min", "max"])
+        fig.ruler("x").ticks(x, ticks)
+        fig.legend(active=False)
+    fig.plot_size(width, height)
+    return fig.build().string()
+
+
+def legend_text(view: View, wide: bool) -> Text:
+    out = Text(no_wrap=True, overflow="crop")
+    if wide:
+        return out
+    for k, key in enumerate(view.curves):
+        out.append(f"{MARKERS[k]} {view.curve_labels[key]}  ")
+    out.append("(each scaled to its range)", Style(dim=True))
+    return out
+
+
+class CurvePlot(Widget):
+    """Curves across stages with the current stage marked; cached per size and stage."""
+
+    DEFAULT_CSS = """
+    CurvePlot { text-wrap: nowrap; text-overflow: clip; height: 1fr; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._view: View | None = None
+        self._cursor = Cursor()
+        self._cache: OrderedDict[tuple, Text] = OrderedDict()
+        self._prewarm: list[int] = []
+
+    def show(self, view: View | None, cursor: Cursor) -> None:
+        fresh = view is not self._view
+        self._view, self._cursor = view, cursor
+        self.refresh()
+        if fresh and view is not None:
+            self._schedule_prewarm()
+
+    def on_resize(self) -> None:
+        self.refresh()
+        self._schedule_prewarm()
+
+    def _key(self, stage: int) -> tuple:
+        return (id(self._view), stage, self.size.width, self.size.height, self.app.theme)
+
+    def _text(self, stage: int) -> Text:
+        key = self._key(stage)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        assert self._view is not None
+        width, height = self.size.width, self.size.height
+        wide = width >= WIDE_PLOT
+        plot_h = height if wide else height - 1
+        text = Text.from_ansi(build_plot(self._view, stage, width, max(3, plot_h)),
+                              no_wrap=True, overflow="crop")
+        if not wide:
+            text = Text("\n", no_wrap=True).join([legend_text(self._view, wide), text])
+        self._cache[key] = text
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return text
+
+    def _schedule_prewarm(self) -> None:
+        if self._view is None:
+            return
+        self._prewarm = list(range(len(self._view.stages)))
+        self.call_after_refresh(self._prewarm_one)
+
+    def _prewarm_one(self) -> None:
+        if self._view is None or self.size.width < 10 or self.size.height < 4:
+            return
+        while self._prewarm:
+            stage = self._prewarm.pop(0)
+            if self._key(stage) not in self._cache:
+                self._text(stage)
+                self.set_timer(0.01, self._prewarm_one)
+                return
+
+    def render(self) -> Text:
+        if self._view is None:
+            return Text("")
+        if self.size.width < 20 or self.size.height < 4:
+            return Text("(too small for the curves)", style="dim")
+        return self._text(self._cursor.stage)

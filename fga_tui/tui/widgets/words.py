@@ -1,0 +1,118 @@
+"""Top words of the selected atom: ranked words with weight bars, head average or one head,
+actual attention or the counterfactual attention re-read from the current stage.
+
+The last line answers the question behind the tool: does this atom read the same words as the
+others? (Same top-5 set as how many atoms, and in how many orbits.)
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from fga_tui.tui.state import Cursor
+from fga_tui.tui.view import View
+
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+SHARED_K = 5
+
+
+def bar(fraction: float, width: int) -> str:
+    """A horizontal bar of ``fraction`` (0..1) of ``width`` cells, in eighths."""
+    fraction = max(0.0, min(1.0, fraction))
+    units = round(fraction * width * 8)
+    full, part = divmod(units, 8)
+    return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
+
+
+def source_stage(view: View, cursor: Cursor) -> str | None:
+    """The stage whose counterfactual attention is shown (None = the actual attention)."""
+    if not cursor.counterfactual:
+        return None
+    stage = view.stages[cursor.stage]
+    return stage if stage in view.counterfactual else None
+
+
+def describe_source(view: View, cursor: Cursor) -> str:
+    """Which attention the words come from, short enough for an 80-column pane."""
+    if cursor.counterfactual:
+        stage = view.stages[cursor.stage]
+        if stage in view.counterfactual:
+            return f"counterfactual from {stage}"
+        return f"no counterfactual at {stage}"
+    return f"actual, input {view.fga_input}" if view.fga_input else "actual"
+
+
+class TopWords(Widget):
+    """Ranked words of the selected atom."""
+
+    DEFAULT_CSS = """
+    TopWords { text-wrap: nowrap; text-overflow: clip; height: 1fr; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._view: View | None = None
+        self._cursor = Cursor()
+        self.stopwords: frozenset[str] | None = None
+
+    def show(self, view: View | None, cursor: Cursor) -> None:
+        self._view, self._cursor = view, cursor
+        self.refresh()
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """The selected atom's words as shown (for tests and the snapshot)."""
+        view, cursor = self._view, self._cursor
+        if view is None:
+            return []
+        all_atoms = self._all(view, cursor)
+        return [] if all_atoms is None else all_atoms[cursor.atom]
+
+    def _all(self, view: View, cursor: Cursor) -> list[list[tuple[str, float]]] | None:
+        return view.top_words(
+            source_stage(view, cursor), cursor.head, k=max(10, self.size.height - 2),
+            stopwords=self.stopwords if cursor.stopwords else None,
+        )
+
+    def shared_summary(self) -> str:
+        view, cursor = self._view, self._cursor
+        if view is None:
+            return ""
+        all_atoms = self._all(view, cursor)
+        if not all_atoms or view.num_atoms < 2:
+            return ""
+        mine = {w for w, _ in all_atoms[cursor.atom][:SHARED_K]}
+        same = [i for i, words in enumerate(all_atoms)
+                if i != cursor.atom and {w for w, _ in words[:SHARED_K]} == mine]
+        orbits = {int(view.orbit_of[i]) for i in same} - {int(view.orbit_of[cursor.atom])}
+        return (f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
+                f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})")
+
+    def render(self) -> Text:
+        view, cursor = self._view, self._cursor
+        if view is None:
+            return Text("waiting for the trace…", style="dim")
+        width, height = self.size.width, self.size.height
+        out = Text(no_wrap=True, overflow="crop")
+        out.append(f"{view.labels[cursor.atom]}", Style(bold=True))
+        out.append(f" · {describe_source(view, cursor)}\n", Style(italic=True))
+        if view.attention is None:
+            out.append("no fine-grained attention in this checkpoint (FGA_MISSING)")
+            return out
+        words = self.ranked()
+        if not words:
+            out.append("no attention from this stage", Style(dim=True))
+            return out
+        rows = max(1, height - 2)
+        top = words[:rows]
+        peak = max((w for _, w in top), default=1.0) or 1.0
+        wlen = min(max(len(w) for w, _ in top), max(6, width // 3))
+        bar_w = max(3, width - wlen - 3 - 7)
+        for rank, (word, weight) in enumerate(top, 1):
+            out.append(f"{rank:>2} ", Style(dim=True))
+            out.append(f"{word:<{wlen}.{wlen}} ")
+            out.append(bar(weight / peak, bar_w), Style(color="cyan" if rank > 1 else "green"))
+            out.append(f" {weight:5.3f}\n")
+        out.append(self.shared_summary(), Style(italic=True))
+        return out
