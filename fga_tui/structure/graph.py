@@ -130,7 +130,7 @@ def bond_cosines(edge_r: np.ndarray, lg_src: np.ndarray, lg_dst: np.ndarray) -> 
     """Upstream ``compute_bond_cosines`` in float32 [T], bit-for-bit with torch on CPU.
 
     ``cos = sum(r1 * r2) / (norm(r1) * norm(r2))`` with ``r1 = -r[e1]``, ``r2 = r[e2]``: the
-    angle a←b→c at the shared atom b. torch sums the three products left to right, and its
+    angle a←b→c at the shared atom b. torch sums the three products left to right from +0, and its
     ``norm`` accumulates squares with fused multiply-adds; a float32 FMA is emulated here in
     float64 (the product of two float32 values is exact there).
     """
@@ -138,7 +138,8 @@ def bond_cosines(edge_r: np.ndarray, lg_src: np.ndarray, lg_dst: np.ndarray) -> 
     r1 = -r[lg_src]
     r2 = r[lg_dst]
     prod = r1 * r2
-    dot = (prod[:, 0] + prod[:, 1]) + prod[:, 2]
+    # torch's sum starts from +0, which turns an all-(-0) sum (perpendicular bonds) into +0.
+    dot = ((np.float32(0) + prod[:, 0]) + prod[:, 1]) + prod[:, 2]
     return np.clip(dot / (_torch_norm(r1) * _torch_norm(r2)), np.float32(-1), np.float32(1))
 
 
@@ -161,7 +162,8 @@ def build_graph(
 
     Same edge and line-graph multisets (and the same float32 ``r`` and angle cosines) as
     ``atom_dgl_multigraph(..., neighbor_strategy="k-nearest")``; order documented in the module.
-    Typical cost: a few ms for 5-40 atoms, ~0.5 s for 1000 atoms.
+    Cost (2-core CPU): ~1 ms for 5 atoms, ~10 ms for 135, ~0.2 s for 1000; peak memory stays
+    below ~100 MB (the neighbour search is chunked).
     """
     lattice = np.asarray(structure.lattice, dtype=np.float64)
     frac = np.asarray(structure.frac_coords, dtype=np.float64).reshape(-1, 3)

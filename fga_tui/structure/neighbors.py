@@ -30,7 +30,7 @@ _PAIR_BUDGET = 1 << 19
 _SUBDIV = 2
 """Cell-list cubes per cutoff length: finer cubes screen fewer far pairs."""
 
-_BRUTE_LIMIT = 1 << 16
+_BRUTE_LIMIT = 1 << 18
 """Above this many (image point, site) pairs the cell-list filter pays for its overhead."""
 
 
@@ -109,6 +109,10 @@ def all_neighbors(
     matrix = np.array(lattice, dtype=np.float64).reshape(3, 3)
     sites = cart_coords(matrix, frac)
     images = image_box(matrix, frac, r, bond_tol)
+    # An image can only matter if its offset o satisfies |o| <= r + extent of the sites, per
+    # axis (a conservative test on an approximate offset: jarvis' box is generous).
+    reach = sites.max(axis=0) - sites.min(axis=0) + r + 1e-6
+    images = images[np.all(np.abs(images @ matrix) <= reach, axis=1)]
     # One np.dot per image, exactly as jarvis: the BLAS kernel decides the last bit (FMA or not),
     # and that bit decides ties in the 12th-neighbour shell. M is at most a few thousand.
     offsets = np.array([np.dot(img, matrix) for img in images]).reshape(-1, 3)
@@ -172,28 +176,27 @@ def _cell_pairs(points: np.ndarray, sites: np.ndarray, r: float, bond_tol: float
     """
     k = _SUBDIV
     h = (r * (1 + 1e-9) + 1e-9) / k
-    lo = sites.min(axis=0) - k * h
-    hi = sites.max(axis=0) + k * h
+    pad = (k + 1) * h  # one spare cube beyond the reach of any site's neighbourhood
+    lo = sites.min(axis=0) - pad
+    hi = sites.max(axis=0) + pad
     near = np.flatnonzero(np.all((points >= lo) & (points <= hi), axis=1))
-    shape = np.floor((hi - lo) / h).astype(np.int64) + 3
+    shape = np.floor((hi - lo) / h).astype(np.int64) + 1
+    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
     p_cell = np.clip(np.floor((points[near] - lo) / h).astype(np.int64), 0, shape - 1)
-    p_key = np.ravel_multi_index(p_cell.T, shape)
+    p_key = p_cell @ strides
     by_key = np.argsort(p_key, kind="stable")
-    sorted_keys = p_key[by_key]
-    near = near[by_key]  # candidate points in cube order: runs are contiguous in memory
+    near = near[by_key]  # candidate points in cube order: each cube is one contiguous run
+    cell_count = np.bincount(p_key, minlength=int(np.prod(shape)))
+    cell_first = np.cumsum(cell_count) - cell_count
     px, py, pz = (np.ascontiguousarray(points[near, a]) for a in range(3))
-    s_cell = np.floor((sites - lo) / h).astype(np.int64)
+    s_cell = np.clip(np.floor((sites - lo) / h).astype(np.int64), k, shape - 1 - k)
     span = np.arange(-k, k + 1)
     shifts = np.stack(np.meshgrid(span, span, span, indexing="ij"), axis=-1).reshape(-1, 3)
-    per_site = shifts.shape[0]
+    keys = (s_cell @ strides)[:, None] + (shifts @ strides)[None, :]  # [N, (2k+1)^3]
+    first = cell_first[keys]
+    count = cell_count[keys]
+    per_site = keys.shape[1]
     screen = (r * (1 + 1e-9)) ** 2
-    # For every (site, nearby cube): the run [first, first + count) of points in that cube.
-    cells = s_cell[:, None, :] + shifts[None, :, :]  # [N, S, 3]
-    inside = np.all((cells >= 0) & (cells < shape), axis=-1).reshape(-1)
-    keys = np.full(inside.shape[0], -1, dtype=np.int64)  # -1 matches no point
-    keys[inside] = np.ravel_multi_index(cells.reshape(-1, 3)[inside].T, shape)
-    first = np.searchsorted(sorted_keys, keys, side="left")
-    count = (np.searchsorted(sorted_keys, keys, side="right") - first).reshape(-1, per_site)
     # Sites in blocks of at most _PAIR_BUDGET candidates (or one site), to bound memory.
     before = np.concatenate([[0], np.cumsum(count.sum(axis=1))])  # candidates before site s
     parts: list[_Pairs] = []
@@ -204,10 +207,10 @@ def _cell_pairs(points: np.ndarray, sites: np.ndarray, r: float, bond_tol: float
         c = count[s0:s1].reshape(-1)
         total = int(c.sum())
         if total:
-            # Expand each run into candidate (slot, site) pairs.
+            # Expand each (site, cube) run [first, first + count) into candidate pairs.
             run = np.repeat(np.arange(c.shape[0]), c)
-            start = first[s0 * per_site : s1 * per_site][run]
-            slot = start + np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+            slot = first[s0:s1].reshape(-1)[run] + np.arange(total)
+            slot -= np.repeat(np.cumsum(c) - c, c)
             cand_site = s0 + run // per_site
             sx, sy, sz = (sites[cand_site, a] for a in range(3))
             dx, dy, dz = px[slot] - sx, py[slot] - sy, pz[slot] - sz
