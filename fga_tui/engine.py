@@ -134,6 +134,27 @@ def load_model(
     return LoadedModel(model, config, info, dev, raw.state_dict)
 
 
+def model_from_state(
+    config: ModelConfig,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    device: str | torch.device = "cpu",
+    name: str = "<in-memory model>",
+) -> LoadedModel:
+    """A ``LoadedModel`` from a config and weights already in memory (tests, training loops)."""
+    from fga_tui.model.alignn_text import ALIGNNText
+    from fga_tui.model.state import verify_state_dict
+
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    model = ALIGNNText(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    verify_state_dict(expected, state_dict, name)
+    model.load_state_dict(state_dict, strict=False)
+    model.eval().to(dev)
+    info = CheckpointInfo(path=name, layout="in-memory", config_source="given", inferred=())
+    return LoadedModel(model, config, info, dev, dict(state_dict))
+
+
 @dataclass(frozen=True, eq=False)
 class PreparedSample:
     """A sample with everything the model needs: its crystal graph and (if needed) tokens."""

@@ -115,11 +115,24 @@ def _top_words(
     ]
 
 
-def _same_top_words(top: list[dict], orbits: list[list[int]], k: int = 5) -> bool | None:
+#: "the same top words" as a user reads them: the same first word and at least 4 of the top 5.
+SAME_TOP_K = 5
+SAME_TOP_SHARED = 4
+
+
+def _same_top_words(top: list[dict], orbits: list[list[int]]) -> bool | None:
+    """Do atoms of every pair of orbits show the same top words? (None: fewer than 2 orbits)."""
     if len(orbits) < 2 or not top:
         return None
-    sets = {tuple(w for w, _ in top[o[0]]["words"][:k]) for o in orbits}
-    return len(sets) == 1
+    lists = [[w for w, _ in top[o[0]]["words"][:SAME_TOP_K]] for o in orbits]
+    for i in range(len(lists)):
+        for j in range(i + 1, len(lists)):
+            a, b = lists[i], lists[j]
+            if not a or not b or a[0] != b[0]:
+                return False
+            if len(set(a) & set(b)) < min(SAME_TOP_SHARED, len(a), len(b)):
+                return False
+    return True
 
 
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
@@ -264,6 +277,10 @@ def assemble(
         if k.endswith(".gate")
     }
     multi = any(len(o) > 1 for o in orbits)
+    degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
+    broken = [
+        (o, [int(degree[i]) for i in o]) for o in orbits if len({int(degree[i]) for i in o}) > 1
+    ]
     evidence = Evidence(
         stages=trace.stages,
         labels=trace.labels,
@@ -290,6 +307,7 @@ def assemble(
         audit=audit_result,
         degenerate=degenerate,
         num_atoms=trace.num_atoms,
+        broken_orbits=broken,
     )
     verdicts = decide(evidence)
     report = Report(

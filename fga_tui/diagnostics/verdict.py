@@ -100,6 +100,9 @@ class Evidence:
     audit: Any = None
     degenerate: Sequence[str] = ()
     num_atoms: int = 0
+    # orbits whose atoms have different in-degrees in the crystal graph: upstream's exact-float
+    # 12th-shell cut can keep a tie shell for some equivalent atoms and not others.
+    broken_orbits: Sequence[tuple[list[int], list[int]]] = ()
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
@@ -142,6 +145,16 @@ def decide(ev: Evidence) -> list[Verdict]:
             else f"{'; '.join(names)} are symmetry-equivalent: identical features and top words "
             "within each group are expected, not a collapse."
         )
+        if ev.broken_orbits:
+            parts = [
+                ", ".join(ev.labels[i] for i in orbit) + " have " + "/".join(map(str, degrees))
+                for orbit, degrees in ev.broken_orbits
+            ]
+            msg += (
+                " But the crystal graph breaks this symmetry (" + "; ".join(parts) + " bonds: "
+                "upstream's k-nearest rule cuts a tie shell by exact float comparison), so their "
+                f"features differ by up to {ev.within_orbit_max_dev or 0.0:.2g}."
+            )
         verdicts.append(
             _v(
                 "SYMMETRY_EQUIVALENT",
@@ -149,6 +162,10 @@ def decide(ev: Evidence) -> list[Verdict]:
                 msg,
                 orbits=[list(map(int, o)) for o in ev.orbits],
                 within_orbit_max_dev=_r(ev.within_orbit_max_dev),
+                graph_breaks_symmetry=[
+                    {"atoms": list(orbit), "in_degree": list(degrees)}
+                    for orbit, degrees in ev.broken_orbits
+                ],
             )
         )
 
