@@ -275,8 +275,8 @@ class FgaApp(App[None]):
         heat.border_title = f"{cur.mode} corr" + (f" @ {stage}" if stage else "")
         heat.border_subtitle = ""
         if view is not None and view.aggregate is not None:
-            heat.border_subtitle = (f"{view.num_atoms} atoms → {len(view.groups)} "
-                                    f"{view.aggregate}s (block means)")
+            heat.border_subtitle = (f"by {view.aggregate} "
+                                    f"({view.num_atoms}→{len(view.groups)})")
         words = self.query_one("#words-pane")
         words.border_title = "top words"
         if view is not None:
@@ -510,7 +510,7 @@ class FgaApp(App[None]):
         self.theme = THEMES[(THEMES.index(current) + 1) % len(THEMES)]
         self.notify(f"theme: {self.theme}", timeout=2)
 
-    async def action_quit(self) -> None:
+    def action_quit(self) -> None:  # type: ignore[override]
         """Quit now, even mid-trace: the engine step is abandoned, not awaited."""
         self.workers.cancel_group(self, "engine")
         self.workers.cancel_group(self, "count")

@@ -20,6 +20,18 @@ scrubber   stages (◆ = attention input), curves across stages
 verdicts   the diagnosis, the ablations it ran, the checkpoint audit"""
 
 
+KEY_LABELS = {
+    "left": "←", "right": "→", "up": "↑", "down": "↓", "home": "Home", "end": "End",
+    "question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]",
+    "ctrl+p": "Ctrl+P", "escape": "Esc", "enter": "Enter",
+}
+
+
+def key_label(key: str) -> str:
+    """How a key is written on the keyboard (``left`` -> ``←``)."""
+    return KEY_LABELS.get(key, key)
+
+
 def key_table(bindings: list[Binding]) -> Table:
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key", no_wrap=True)
@@ -27,7 +39,7 @@ def key_table(bindings: list[Binding]) -> Table:
     for b in bindings:
         if not b.description:
             continue
-        keys = ", ".join(b.key_display or k for k in b.key.split(","))
+        keys = " / ".join(key_label(k.strip()) for k in b.key.split(","))
         table.add_row(keys, b.tooltip or b.description)
     return table
 
@@ -49,12 +61,12 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._key_bindings = bindings
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = "fga-tui keys (Esc closes)"
-            yield Static(key_table(self._bindings), id="help-keys")
+            yield Static(key_table(self._key_bindings), id="help-keys")
             yield Static("\n" + PANES, id="help-panes")
 
     def action_dismiss_help(self) -> None:

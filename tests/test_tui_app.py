@@ -1,0 +1,457 @@
+"""Pilot tests of the TUI on the fork fixture checkpoint and a Ba4HfLi-like 6-atom cell.
+
+One session per module computes the trace and diagnosis once; every app reuses it (views are
+cached per sample and ablation), so each test pays for Textual, not for torch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fga_tui.trace import Ablation
+from fga_tui.tui.app import FgaApp
+from fga_tui.tui.messages import ViewReady
+from fga_tui.tui.session import Session, SessionOptions
+from fga_tui.tui.synthetic import ba4hfli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CKPT = FIXTURES / "fork_ckpt.pt"
+SIZE = (100, 30)
+
+
+def _options(sample: Path, tokens: Path | None, tmp: Path, **kw) -> SessionOptions:
+    return SessionOptions(
+        checkpoint=kw.pop("checkpoint", CKPT), sample=sample, tokens=tokens, device="cpu",
+        snapshot_dir=tmp / "snapshots", **kw,
+    )
+
+
+def _prime(session: Session) -> None:
+    """Compute the initial view synchronously so apps start from the cache."""
+    posted: list = []
+    session.compute(session.next_generation(), session.initial_request(), posted.append,
+                    lambda: False)
+    assert any(isinstance(m, ViewReady) for m in posted), posted
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("ba4hfli")
+    sample, tokens = ba4hfli(folder)
+    return folder, sample, tokens
+
+
+@pytest.fixture(scope="module")
+def session(cell) -> Session:
+    folder, sample, tokens = cell
+    s = Session(_options(sample, tokens, folder))
+    _prime(s)
+    return s
+
+
+async def _ready(pilot, timeout: float = 60.0) -> None:
+    app = pilot.app
+    start = time.monotonic()
+    while (app.view is None or app.busy) and time.monotonic() - start < timeout:
+        if app.error:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+async def test_first_view_shows_every_pane(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        text = app.screen_text()
+        for needle in ("Ba_0", "Hf_4", "Li_5", "centred corr", "top words", "stages",
+                       "verdicts", "fork_ckpt.pt", "cpu", "embed"):
+            assert needle in text, needle
+        assert app.first_paint_s is not None and app.first_paint_s < 2.0
+
+
+async def test_stepping_changes_the_stage_and_the_heatmap_values(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        heat = app.query_one("#heatmap")
+        before = app.view.matrices["centred"][0].copy()
+        await pilot.press("right", "right", "right")
+        assert app.cursor.stage == 3
+        assert app.view.stages[3] in app.screen_text()
+        assert not np.allclose(app.view.matrices["centred"][3], before)
+        assert heat.readout() != ""
+        await pilot.press("l")
+        assert app.cursor.stage == 4
+        await pilot.press("h")
+        assert app.cursor.stage == 3
+        await pilot.press("end")
+        assert app.cursor.stage == len(app.view.stages) - 1
+        await pilot.press("right")  # clamped at the last stage
+        assert app.cursor.stage == len(app.view.stages) - 1
+        await pilot.press("home")
+        assert app.cursor.stage == 0
+
+
+async def test_heatmap_readout_follows_stage_mode_and_column(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        heat = app.query_one("#heatmap")
+        assert heat.readout().startswith("Ba_0 × Hf_4")  # starts on a cross-orbit pair
+        first = heat.readout()
+        await pilot.press("right", "right")
+        assert heat.readout() != first
+        await pilot.press("c")
+        assert app.cursor.mode == "raw"
+        assert "raw corr" in app.screen_text()
+        await pilot.press("c", "c")
+        assert app.cursor.mode == "centred"
+        await pilot.press("right_square_bracket")
+        assert heat.readout().startswith("Ba_0 × Li_5")
+
+
+async def test_selecting_an_atom_changes_the_top_words(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        words = app.query_one("#words")
+        ba = words.ranked()
+        assert ba and all(isinstance(w, str) for w, _ in ba)
+        await pilot.press("down", "down", "down", "down")
+        assert app.view.labels[app.cursor.atom] == "Hf_4"
+        hf = words.ranked()
+        assert hf != ba
+        assert "Hf_4 ·" in app.screen_text()
+        await pilot.press("k")
+        assert app.cursor.atom == 3
+
+
+async def test_heads_and_counterfactual_change_the_words(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        words = app.query_one("#words")
+        avg = words.ranked()
+        await pilot.press("H")
+        assert app.cursor.head == 0
+        assert words.ranked() != avg
+        assert "h0" in app.screen_text()
+        for _ in range(app.view.num_heads):
+            await pilot.press("H")
+        assert app.cursor.head is None
+        await pilot.press("v", "right", "right")
+        assert app.cursor.counterfactual
+        cf = words.ranked()
+        stage = app.view.stages[2]
+        expected = app.view.top_words(stage, None, k=len(cf))[0]
+        assert cf == expected
+        assert "counterfactual from" in app.screen_text()
+
+
+async def test_fusion_ablation_reruns_and_marks_the_screen(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        assert "fusion.2" in app.view.stages
+        await pilot.press("right", "right")
+        await pilot.press("f")
+        await _ready(pilot)
+        assert app.view.ablation == Ablation(no_fusion=True)
+        assert "fusion.2" not in app.view.stages
+        assert "ABLATION no-fusion" in app.screen_text()
+        assert app.view.stages[app.cursor.stage] == "alignn.1"  # stage kept by name
+        await pilot.press("f")
+        await _ready(pilot)
+        assert not app.view.ablation.active
+        assert "ABLATION" not in app.screen_text()
+
+
+async def test_attention_stage_picker_feeds_the_attention_from_a_stage(session):
+    from fga_tui.tui.screens.stage_picker import StagePickerScreen
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.press("right", "right")  # alignn.1
+        await pilot.press("a")
+        assert isinstance(app.screen, StagePickerScreen)
+        await pilot.press("enter")  # the current stage is highlighted
+        await _ready(pilot)
+        assert app.view.ablation == Ablation(fga_from="alignn.1")
+        assert app.view.fga_input == "alignn.1"
+        assert "fga-from=alignn.1" in app.screen_text()
+        app.feed_attention_from(None)
+        await _ready(pilot)
+        assert not app.view.ablation.active
+
+
+async def test_snapshot_writes_a_new_directory_with_every_file(session, tmp_path):
+    app = FgaApp(session=session)
+    app.snapshot_dir = tmp_path / "snaps"
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        first = app.last_snapshot
+        assert first is not None and first.parent == tmp_path / "snaps"
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_snapshot != first  # never overwritten
+        assert any("snapshot written" in n.message for n in app._notifications)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["report.json", "report.md", "screen.svg", "trace.npz"]
+    report = json.loads((first / "report.json").read_text())
+    assert report["schema"] == "fga-tui.report/1"
+    assert [o for o in report["orbits"]] == [[0, 1, 2, 3], [4], [5]]
+    with np.load(first / "trace.npz") as npz:
+        assert list(npz["stages"]) == list(session.views[next(iter(session.views))].stages)
+        assert npz["attn.atom_to_text"].shape[1] == 6
+    assert (first / "screen.svg").read_text().lstrip().startswith("<svg")
+    assert "# " in (first / "report.md").read_text()
+    assert not [p for p in (tmp_path / "snaps").iterdir() if p.name.startswith(".")]
+
+
+async def test_unwritable_snapshot_dir_shows_an_error_toast(session, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    app = FgaApp(session=session)
+    app.snapshot_dir = blocker / "snaps"
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert errors and "snapshot" in errors[0].message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+async def test_bad_checkpoint_shows_the_error_screen(cell, tmp_path):
+    from fga_tui.tui.screens.error import ErrorScreen
+
+    _, sample, tokens = cell
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    app = FgaApp(_options(sample, tokens, tmp_path, checkpoint=bad))
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, timeout=30)
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "broken.pt" in app.screen.message
+        assert "Cannot load the checkpoint" in app.screen_text()
+        await pilot.press("q")
+    assert app.return_code in (0, None)
+
+
+async def test_missing_text_is_reported_in_the_app(session, tmp_path):
+    from fga_tui.tui.screens.error import ErrorScreen
+
+    row = json.loads(Path(session.options.sample).read_text())
+    row.pop("text")
+    textless = tmp_path / "textless.json"
+    textless.write_text(json.dumps(row))
+    s = Session(_options(textless, None, tmp_path))
+    s.loaded = session.loaded  # skip the checkpoint load
+    app = FgaApp(session=s)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, timeout=30)
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "text" in app.screen.message.lower()
+        await pilot.press("escape")
+
+
+async def test_quitting_during_a_slow_trace_returns_promptly(session, monkeypatch, cell):
+    from fga_tui import engine
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_trace(*args, **kwargs):
+        started.set()
+        while not release.wait(0.05):
+            pass
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(engine, "run_trace", slow_trace)
+    folder, sample, tokens = cell
+    s = Session(_options(sample, tokens, folder))
+    s.loaded = session.loaded
+    app = FgaApp(session=s)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(200):
+                if started.is_set():
+                    break
+                await pilot.pause(0.05)
+            assert started.is_set()
+            await pilot.pause(0.1)
+            assert app.busy and "tracing" in app.busy
+            assert "tracing" in app.screen_text()
+            t0 = time.monotonic()
+            await pilot.press("q")
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        release.set()
+
+
+async def test_stale_results_are_dropped(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        current = app.view
+        other = next(v for k, v in session.views.items() if v is not current) if len(
+            session.views) > 1 else None
+        stale_view = other or current
+        app.post_message(ViewReady(app.session.generation - 1, stale_view))
+        await pilot.pause()
+        assert app.view is current
+
+
+async def test_help_screen_lists_every_key(session):
+    from fga_tui.tui.screens.help import HelpScreen
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=(100, 50)) as pilot:
+        await _ready(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen_text()
+        for keys in ("← / h", "→ / l", "Home", "End", "↑ / k", "↓ / j", "[", "]", "Ctrl+P",
+                     "?"):
+            assert keys in text, keys
+        for binding in app.BINDINGS:
+            assert binding.tooltip in text, binding.tooltip
+        for tip in ("cycle correlation", "bypass middle fusion", "export a snapshot",
+                    "open another sample", "next sample", "cycle themes", "command palette"):
+            assert tip in text, tip
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_offers_every_action(session):
+    from fga_tui.tui.commands import app_commands
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        titles = [c.title for c in app_commands(app)]
+        for title in ("Next stage", "Previous stage", "Cycle correlation mode",
+                      "Cycle attention head", "Toggle counterfactual attention",
+                      "Toggle middle-fusion ablation", "Pick the attention input stage…",
+                      "Export snapshot", "Open sample…", "Next sample", "Previous sample",
+                      "Cycle theme", "Show keys", "Feed attention from alignn.1"):
+            assert title in titles, title
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        from textual.command import CommandPalette
+
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("escape")
+
+
+async def test_themes_cycle_through_an_ansi_theme(session):
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        seen = set()
+        for _ in range(6):
+            await pilot.press("t")
+            seen.add(app.theme)
+            if app.theme.startswith("ansi"):
+                assert app.query_one("#heatmap").ansi
+        assert {"ansi-dark", "ansi-light"} <= seen
+
+
+async def test_next_and_previous_sample_of_a_jsonl(session, cell, tmp_path):
+    _, sample, tokens = cell
+    row = json.loads(sample.read_text())
+    row["tokens"] = str(tokens)
+    second = dict(row, jid="ba4hfli-strained")
+    second["atoms"] = dict(row["atoms"],
+                           lattice_mat=(np.eye(3) * 6.9).tolist())
+    jsonl = tmp_path / "two.jsonl"
+    jsonl.write_text(json.dumps(row) + "\n" + json.dumps(second) + "\n")
+    s = Session(_options(jsonl, None, tmp_path))
+    s.loaded = session.loaded
+    app = FgaApp(session=s)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.sample_counts.get(str(jsonl)) == 2
+        assert "(1/2)" in app.screen_text()
+        first_pred = app.view.prediction
+        await pilot.press("n")
+        await _ready(pilot)
+        assert app.view.index == 1 and app.view.prediction != first_pred
+        assert "(2/2)" in app.screen_text()
+        await pilot.press("n")  # past the end: a warning, no request
+        await pilot.pause()
+        assert app.view.index == 1
+        await pilot.press("p")
+        await _ready(pilot)
+        assert app.view.index == 0
+
+
+async def test_open_sample_screen_loads_another_file(session, tmp_path):
+    from fga_tui.tui.screens.open_sample import OpenSampleScreen
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.press("o")
+        assert isinstance(app.screen, OpenSampleScreen)
+        path_input = app.screen.query_one("#open-path")
+        path_input.value = str(FIXTURES / "nacl.json")
+        await pilot.press("enter")
+        await _ready(pilot)
+        # nacl.json carries no token states and the fixture has no encoder: shown, not crashed
+        if app.view.labels == ("Na_0", "Cl_1"):
+            assert "NaCl" in app.screen_text()
+        else:
+            assert app.error
+            assert any(n.severity == "error" for n in app._notifications)
+
+
+async def test_large_structure_heatmap_is_aggregated_and_says_so():
+    from fga_tui.diagnostics.similarity import stage_metrics
+    from fga_tui.trace import Trace
+    from fga_tui.tui.view import build_view
+
+    rng = np.random.default_rng(0)
+    n, stages = 500, ("embed", "alignn.0", "gcn.0", "fga")
+    elements = tuple(["Li", "Ba", "Ba", "Ba"] * (n // 4))
+    feats = {s: rng.standard_normal((n, 16)).astype(np.float32) for s in stages}
+    tokens = ("[CLS]", "ba", "li", "cubic", "[SEP]")
+    att = rng.dirichlet(np.ones(len(tokens)), size=(2, n)).astype(np.float32)
+    trace = Trace(stages=stages, features=feats, elements=elements, prediction=0.5,
+                  tokens=tokens, token_mask=np.ones(len(tokens), bool), atom_to_text=att,
+                  counterfactual={s: att for s in stages[:-1]})
+    edges = np.arange(n)
+    metrics = {s: stage_metrics(s, feats[s], edges, np.roll(edges, 1)) for s in stages}
+    view = build_view(trace, metrics=metrics, orbits=[[i] for i in range(n)], wyckoffs=None,
+                      spacegroup="P1", coordination=None, verdicts=[], audit_lines=[],
+                      meta={"sample_path": "big.json", "device": "cpu"})
+    assert view.aggregate == "element" and view.group_names == ["Li×125", "Ba×375"]
+
+    class Prebuilt(Session):
+        def compute(self, generation, request, post, cancelled):
+            post(ViewReady(generation, view))
+
+    app = FgaApp(session=Prebuilt(SessionOptions(Path("x.pt"), Path("big.json"))))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(pilot)
+        assert "by element (500→2)" in app.screen_text()
+        await pilot.press("end", "down", "down")
+        assert app.cursor.atom == 2
+        assert app.query_one("#heatmap").readout().endswith("(block mean)")
