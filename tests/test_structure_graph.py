@@ -27,7 +27,7 @@ from fga_tui.structure.features import (
     element_symbols,
 )
 from fga_tui.structure.graph import build_graph, build_graphs, line_graph
-from fga_tui.structure.neighbors import all_neighbors
+from fga_tui.structure.neighbors import all_neighbors, frac_from_cart
 from fga_tui.structure.types import CrystalGraph
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -272,6 +272,28 @@ def test_small_cutoff_grows_radius_like_upstream():
 def test_without_canonize_matches_upstream():
     assert_matches_upstream(triclinic(), use_canonize=False)
     assert_matches_upstream(si_diamond(5.431), use_canonize=False)
+
+
+def test_cartesian_input_matches_upstream_when_the_source_positions_are_passed():
+    # jarvis searches with Cartesian input as given; frac @ round(L, 5) can differ in the last
+    # bit and flip 12th-shell ties (at a = 5.47 the frac route gives 52 edges, upstream 50).
+    graphs = pytest.importorskip("alignn.graphs")
+    from jarvis.core.atoms import Atoms
+
+    for a in (5.415, 5.46, 5.47):
+        lattice = _fcc_primitive(a)
+        cart = np.array([[0.0, 0.0, 0.0], [a / 4, a / 4, a / 4]])
+        atoms = Atoms(lattice_mat=lattice, coords=cart, elements=["Si", "Si"], cartesian=True)
+        edges, _ = graphs.nearest_neighbor_edges(
+            atoms=atoms, cutoff=8.0, max_neighbors=12, use_canonize=True
+        )
+        u, v, r, _ = graphs.build_undirected_edgedata(atoms, edges)
+        s = _cell(lattice, frac_from_cart(lattice, cart), ["Si", "Si"])
+        np.testing.assert_array_equal(s.frac_coords, atoms.frac_coords)
+        g = build_graph(s, cart_coords=cart)
+        assert_same_edges(g, u.numpy(), v.numpy(), r.numpy().astype(np.float32))
+        if a == 5.47:
+            assert g.num_edges == 50 and build_graph(s).num_edges == 52
 
 
 def test_nacl_fixture_matches_recorded_upstream_graph():

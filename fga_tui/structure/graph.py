@@ -58,6 +58,7 @@ def knn_neighbors(
     frac_coords: np.ndarray,
     cutoff: float = DEFAULT_CUTOFF,
     max_neighbors: int = DEFAULT_MAX_NEIGHBORS,
+    cart_coords: np.ndarray | None = None,
 ) -> NeighborList:
     """The neighbour list upstream selects from: ``cutoff`` grown until every site has
     ``max_neighbors`` neighbours (upstream's ``nearest_neighbor_edges`` recursion)."""
@@ -66,7 +67,7 @@ def knn_neighbors(
         raise ValueError("a crystal graph needs at least one atom")
     r = float(cutoff)
     for _ in range(_MAX_RADIUS_GROWTHS):
-        found = all_neighbors(lattice, frac_coords, r)
+        found = all_neighbors(lattice, frac_coords, r, cart=cart_coords)
         if found.counts().min() >= max_neighbors:
             return found
         longest = max(lattice_lengths(lattice))
@@ -80,13 +81,14 @@ def knn_bonds(
     cutoff: float = DEFAULT_CUTOFF,
     max_neighbors: int = DEFAULT_MAX_NEIGHBORS,
     use_canonize: bool = True,
+    cart_coords: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Upstream's stored bond set: unique (a, b, image) rows, sorted by (a, b, image).
 
     Returns int64 ``a`` [B], ``b`` [B], ``image`` [B, 3]: one row per element of upstream's
     ``edges[(a, b)]`` image sets. Each row becomes two directed edges.
     """
-    found = knn_neighbors(lattice, frac_coords, cutoff, max_neighbors)
+    found = knn_neighbors(lattice, frac_coords, cutoff, max_neighbors, cart_coords)
     center, neighbor, dist, image = found.center, found.neighbor, found.distance, found.image
     # max_dist per site: its max_neighbors-th smallest distance. Every neighbour with
     # d <= max_dist stays, so a shell tied at the 12th distance is kept whole — in float64,
@@ -157,8 +159,16 @@ def build_graph(
     cutoff: float = DEFAULT_CUTOFF,
     max_neighbors: int = DEFAULT_MAX_NEIGHBORS,
     use_canonize: bool = True,
+    *,
+    cart_coords: np.ndarray | None = None,
 ) -> CrystalGraph:
     """Upstream ALIGNN's k-nearest crystal graph and line graph for one structure.
+
+    ``cart_coords`` (float64 [N, 3], Å) is only for structures read from *Cartesian* input:
+    a jarvis ``Atoms(cartesian=True)`` searches neighbours with the Cartesian values as given
+    and derives ``frac = cart @ inv(round(L, 5))`` for the displacements. Passing the original
+    Cartesian values here, with such ``frac_coords``, reproduces upstream's tie decisions on
+    that input; without them, ``frac @ round(L, 5)`` stands in (equal up to the last bits).
 
     Same edge and line-graph multisets (and the same float32 ``r`` and angle cosines) as
     ``atom_dgl_multigraph(..., neighbor_strategy="k-nearest")``; order documented in the module.
@@ -167,7 +177,7 @@ def build_graph(
     """
     lattice = np.asarray(structure.lattice, dtype=np.float64)
     frac = np.asarray(structure.frac_coords, dtype=np.float64).reshape(-1, 3)
-    a, b, img = knn_bonds(lattice, frac, cutoff, max_neighbors, use_canonize)
+    a, b, img = knn_bonds(lattice, frac, cutoff, max_neighbors, use_canonize, cart_coords)
     # jarvis: frac[dst] + image, minus frac[src], then np.dot with the rounded lattice.
     disp = np.dot((frac[b] + img) - frac[a], rounded_lattice(lattice))
     num_edges = 2 * a.shape[0]

@@ -70,6 +70,14 @@ def cart_coords(lattice: np.ndarray, frac_coords: np.ndarray) -> np.ndarray:
     return np.dot(np.array(frac_coords, dtype=np.float64), rounded_lattice(lattice))
 
 
+def frac_from_cart(lattice: np.ndarray, cart: np.ndarray) -> np.ndarray:
+    """jarvis ``Atoms(cartesian=True).frac_coords``: ``cart @ inv(round(L, 5))``, float64 [N, 3].
+
+    Use it (and pass ``cart`` to the graph builder) to reproduce upstream on Cartesian input.
+    """
+    return np.dot(np.array(cart, dtype=np.float64), np.linalg.inv(rounded_lattice(lattice)))
+
+
 def image_box(
     lattice: np.ndarray, frac_coords: np.ndarray, r: float, bond_tol: float
 ) -> np.ndarray:
@@ -91,6 +99,7 @@ def all_neighbors(
     r: float,
     bond_tol: float = BOND_TOL,
     *,
+    cart: np.ndarray | None = None,
     method: str = "auto",
 ) -> NeighborList:
     """Every neighbour within ``r`` Å of every site, bit-identical to jarvis ``get_all_neighbors``.
@@ -100,6 +109,8 @@ def all_neighbors(
     "cells" first bins the image points in cubes of edge ≥ r and evaluates only pairs in
     adjacent cubes (a conservative filter: it never drops a pair jarvis keeps); "auto" picks
     "cells" once M·N² is large. Both evaluate kept distances with jarvis' exact expression.
+    ``cart``: the Cartesian positions jarvis holds when they differ from ``frac @ round(L, 5)``
+    in the last bits (an ``Atoms`` built from Cartesian input keeps them as given).
     """
     frac = np.array(frac_coords, dtype=np.float64).reshape(-1, 3)
     n = frac.shape[0]
@@ -107,7 +118,7 @@ def all_neighbors(
         empty = np.zeros(0, np.int64)
         return NeighborList(empty, empty, np.zeros(0), np.zeros((0, 3), np.int64), float(r), 0)
     matrix = np.array(lattice, dtype=np.float64).reshape(3, 3)
-    sites = cart_coords(matrix, frac)
+    sites = cart_coords(matrix, frac) if cart is None else np.array(cart, np.float64).reshape(n, 3)
     images = image_box(matrix, frac, r, bond_tol)
     # An image can only matter if its offset o satisfies |o| <= r + extent of the sites, per
     # axis (a conservative test on an approximate offset: jarvis' box is generous).
