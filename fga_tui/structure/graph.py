@@ -65,6 +65,8 @@ def knn_neighbors(
     n = int(np.asarray(frac_coords).reshape(-1, 3).shape[0])
     if n == 0:
         raise ValueError("a crystal graph needs at least one atom")
+    if max_neighbors < 1:
+        raise ValueError(f"max_neighbors must be >= 1, not {max_neighbors}")
     r = float(cutoff)
     for _ in range(_MAX_RADIUS_GROWTHS):
         found = all_neighbors(lattice, frac_coords, r, cart=cart_coords)
