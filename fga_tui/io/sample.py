@@ -30,9 +30,13 @@ import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fga_tui.io.errors import InputError
 from fga_tui.io.tokens import load_tokens
@@ -431,6 +435,18 @@ def _single_structure(
     return Sample(id=path.stem, structure=structure, source=path, extra={"where": str(path)})
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what jarvis and spglib print as warnings on the way (spglib's DeprecationWarning
+    about its own error handling, numpy RuntimeWarnings on garbage numbers): noise to a user, and
+    a ``-W error`` run would turn them into misleading parse errors. Real failures still raise,
+    and every number is validated afterwards."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def _jarvis_error(exc: Exception) -> str:
     parts = [str(a) for a in exc.args] if exc.args else [type(exc).__name__]
     return " ".join(" ".join(parts).split()) or type(exc).__name__
@@ -472,7 +488,8 @@ def _poscar_structure(path: Path, text: str, max_atoms: int) -> Structure:
     from jarvis.io.vasp.inputs import Poscar
 
     try:
-        atoms = Poscar.from_string(text).atoms
+        with _quiet():
+            atoms = Poscar.from_string(text).atoms
     except Exception as exc:  # jarvis raises whatever its parsing hits
         raise InputError(path, f"could not read POSCAR: {_jarvis_error(exc)}") from None
     return validate_structure(
@@ -502,12 +519,37 @@ def _cif_structure(path: Path, text: str, max_atoms: int) -> Structure:
     from jarvis.core.atoms import Atoms
 
     try:
-        atoms = Atoms.from_cif(from_string=text, use_cif2cell=False, get_primitive_atoms=True)
+        with _quiet():
+            cell = Atoms.from_cif(from_string=text, use_cif2cell=False, get_primitive_atoms=False)
     except Exception as exc:  # jarvis raises whatever its parsing hits
         message = _jarvis_error(exc)
         if "occupancy" in message.lower():
             raise InputError(path, f"partial occupancy is not supported ({message})") from None
         raise InputError(path, f"could not read CIF: {message}") from None
+    # Validate the cell as written before spglib sees it: on overlapping atoms or a degenerate
+    # cell spglib's symmetry search can take minutes. Centred cells shrink up to 4x (F), so the
+    # atom limit applies to the primitive cell and 4x it to the cell as written.
+    if cell.num_atoms > 4 * max_atoms:
+        raise InputError(
+            path,
+            f"{cell.num_atoms} atoms in the CIF cell exceeds 4 x --max-atoms {max_atoms} "
+            "(the limit before reduction to the primitive cell)",
+        )
+    validate_structure(
+        cell.lattice_mat,
+        cell.coords,
+        list(cell.elements),
+        bool(cell.cartesian),
+        path=path,
+        max_atoms=4 * max_atoms,
+    )
+    try:
+        with _quiet():
+            atoms = cell.get_primitive_atoms
+    except Exception as exc:  # spglib failures
+        raise InputError(
+            path, f"could not reduce to the primitive cell: {_jarvis_error(exc)}"
+        ) from None
     return validate_structure(
         atoms.lattice_mat,
         atoms.coords,

@@ -66,7 +66,8 @@ def load_tokens(path: str | Path) -> TokenStates:
         raise InputError(
             path, f"shape mismatch: {length} tokens but embeddings has {embeddings.shape[0]} rows"
         )
-    emb = embeddings.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # too-large float64 → inf, caught below
+        emb = embeddings.astype(np.float32)
     if not np.all(np.isfinite(emb)):
         row = int(np.argwhere(~np.isfinite(emb))[0][0])
         raise InputError(path, f"embeddings contain NaN or inf (token {row}, {words[row]!r})")
