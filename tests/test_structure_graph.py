@@ -411,6 +411,7 @@ def test_thousand_atom_cell_builds_with_bounded_memory():
 
 
 @pytest.mark.dgl
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # upstream's numpy-2 copy= chatter
 def test_real_upstream_builder_through_dgl_agrees():
     """``Graph.atom_dgl_multigraph`` itself (DGL line graph and apply_edges) as the oracle."""
     pytest.importorskip("alignn.graphs")
