@@ -189,14 +189,17 @@ def _row_ok(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
     }
 
 
-def _graph_job(structure: Any) -> Any:
+def _graph_job(structure: Any) -> tuple[Any, Any]:
+    """The CPU work per structure that needs no model: crystal graph and symmetry orbits."""
     from fga_tui.structure.graph import build_graph
+    from fga_tui.structure.symmetry import analyse_symmetry
 
-    return build_graph(structure)
+    return build_graph(structure), analyse_symmetry(structure)
 
 
 def _graphs(structures: Sequence[Any], workers: int) -> tuple[Iterator[Any], Executor | None]:
-    """Graphs in input order; built ahead in worker processes when ``workers`` > 1."""
+    """(graph, symmetry) in input order; computed ahead in worker processes when ``workers`` > 1,
+    so the model's device never waits on Python neighbour searches."""
     if workers <= 1 or len(structures) < 8:
         return (_graph_job(s) for s in structures), None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
@@ -280,15 +283,15 @@ def scan(
             emit(_row_error(position, None, item.message))
 
     if workers == 0:
-        workers = min(4, os.cpu_count() or 1)
+        workers = max(1, min(4, (os.cpu_count() or 1) - 1))
     graphs, pool = _graphs([s.structure for _, s in good], workers)
     try:
-        batch: list[tuple[int, Any]] = []
+        batch: list[tuple[int, Any, Any]] = []
 
         def flush() -> None:
             if not batch:
                 return
-            prepared = [p for _, p in batch]
+            prepared = [p for _, p, _ in batch]
             traces = engine.run_traces(loaded, prepared)
             extra: list[dict[str, Any]] = [{} for _ in batch]
             if ablations and loaded.config.fusion_indices:
@@ -296,7 +299,7 @@ def scan(
                     loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
                 )
                 extra = [{"no_fusion": t} for t in nf]
-            for (position, prep), trace, abl in zip(batch, traces, extra, strict=True):
+            for (position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
                 diag = assemble(
                     loaded,
                     prep,
@@ -304,11 +307,13 @@ def scan(
                     audit_result=audit_result,
                     ablation_traces=abl,
                     stopwords=stopwords,
+                    symmetry=sym,
+                    lean=True,
                 )
                 emit(_row_ok(position, diag, trace))
             batch.clear()
 
-        for (position, sample), graph in zip(good, graphs, strict=True):
+        for (position, sample), (graph, sym) in zip(good, graphs, strict=True):
             try:
                 tokens = resolve_token_states(
                     sample,
@@ -321,7 +326,7 @@ def scan(
             except InputError as exc:
                 emit(_row_error(position, sample.id, exc.message))
                 continue
-            batch.append((position, prepared))
+            batch.append((position, prepared, sym))
             if len(batch) >= batch_size:
                 flush()
         flush()

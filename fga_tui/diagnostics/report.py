@@ -222,8 +222,14 @@ def assemble(
     ablation_traces: dict[str, Trace] | None = None,
     stopwords: set[str] | None = None,
     symmetry: Any = None,
+    lean: bool = False,
 ) -> Diagnosis:
-    """Metrics, attention analysis and verdicts from traces already computed (numpy only)."""
+    """Metrics, attention analysis and verdicts from traces already computed (numpy only).
+
+    ``lean`` (dataset scans): stage metrics only for the stage feeding the attention and no
+    per-stage attention profile; the verdicts need neither (they read the orbit separation,
+    which is computed for every stage either way).
+    """
     from fga_tui.structure.symmetry import analyse_symmetry
 
     ablation_traces = ablation_traces or {}
@@ -231,9 +237,11 @@ def assemble(
     sym = symmetry if symmetry is not None else analyse_symmetry(sample.structure)
     orbits = [list(map(int, o)) for o in sym.orbits]
     graph = prepared.graph
+    fin_stage = fga_input_stage(trace) or trace.stages[-1]
     metrics = {
         s: stage_metrics(s, trace.features[s], graph.edge_src, graph.edge_dst, orbits)
         for s in trace.stages
+        if not lean or s == fin_stage
     }
     separation = separation_profile(trace.features, trace.stages, orbits, trace.elements)
 
@@ -244,7 +252,8 @@ def assemble(
         att = summarize_attention(
             trace.atom_to_text, trace.token_mask, orbits, trace.queries.get(fin), trace.keys
         )
-        profile = divergence_profile(trace.counterfactual, trace.token_mask, orbits)
+        if not lean:
+            profile = divergence_profile(trace.counterfactual, trace.token_mask, orbits)
 
     ablations: dict[str, Any] = {}
     no_fusion_sep = no_fusion_jsd = None
@@ -320,7 +329,7 @@ def assemble(
             "num_tokens": len(trace.tokens),
         },
         checkpoint=loaded.info.to_json(loaded.config),
-        stages=[metrics[s] for s in trace.stages],
+        stages=[metrics[s] for s in trace.stages if s in metrics],
         orbits=orbits,
         labels=trace.labels,
         top_words=top,

@@ -1,0 +1,121 @@
+"""Scan throughput vs a plain batched forward over the same data (issue: target >= 0.8x).
+
+a = ``fga_tui.scan.scan`` per sample (reading, graphs in worker processes, batched traced
+forward with counterfactuals, symmetry, metrics, attention analysis, verdicts, JSONL rows);
+b = the same samples' graphs built in-process plus a plain batched forward (no capture, no
+diagnostics). Ratio a/b <= 1.25 means scan throughput >= 0.8x of the plain forward.
+Also times our crystal-graph builder against a plain per-structure loop, to show where a scan's
+time goes. Run: ``python benchmarks/bench_scan.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import format_table, machine
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def make_dataset(folder: Path, n: int, seed: int = 0) -> Path:
+    """n JARVIS-style rows: perovskites and rock salts with varied elements and lattices."""
+    rng = np.random.default_rng(seed)
+    tokens = FIXTURES / "nacl.tokens.npz"
+    rows = []
+    for i in range(n):
+        if i % 2:
+            a = float(rng.uniform(3.7, 4.2))
+            el = [str(rng.choice(["Sr", "Ba", "Ca"])), str(rng.choice(["Ti", "Zr", "Hf"]))]
+            coords = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+            atoms = {
+                "lattice_mat": (np.eye(3) * a).tolist(),
+                "coords": coords,
+                "elements": [*el, "O", "O", "O"],
+                "cartesian": False,
+            }
+        else:
+            a = float(rng.uniform(2.6, 3.2))
+            el = [str(rng.choice(["Na", "K", "Li"])), str(rng.choice(["Cl", "Br", "F"]))]
+            atoms = {
+                "lattice_mat": [[0, a, a], [a, 0, a], [a, a, 0]],
+                "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
+                "elements": el,
+                "cartesian": False,
+            }
+        rows.append({"jid": f"s{i}", "atoms": atoms, "text": "x", "tokens": str(tokens)})
+    path = folder / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run(quick: bool = False) -> list[dict]:
+    from fga_tui import engine
+    from fga_tui.io.sample import load_samples
+    from fga_tui.model.batch import collate_graphs, collate_tokens
+    from fga_tui.scan import scan
+    from fga_tui.structure.graph import build_graph
+
+    n = 16 if quick else 64
+    batch = 16
+    torch.set_num_threads(1)
+    loaded = engine.load_model(FIXTURES / "fork_ckpt.pt", device="cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(Path(tmp), n)
+        # b: graphs in-process + plain batched forward.
+        t0 = time.perf_counter()
+        samples = load_samples(data)
+        graphs = [build_graph(s.structure) for s in samples]
+        graph_s = time.perf_counter() - t0
+        with torch.inference_mode():
+            for i in range(0, n, batch):
+                g = collate_graphs(graphs[i : i + batch])
+                t = collate_tokens([s.tokens for s in samples[i : i + batch]])
+                loaded.model(g, t)
+        plain_s = time.perf_counter() - t0
+        # a: the whole scan.
+        t0 = time.perf_counter()
+        scan(loaded, data, out=io.StringIO(), batch_size=batch, workers=2, progress=False)
+        scan_s = time.perf_counter() - t0
+    rows.append(
+        {
+            "name": f"scan vs plain forward ({n} samples, per sample)",
+            "a_ms": scan_s / n * 1e3,
+            "b_ms": plain_s / n * 1e3,
+            "ratio": scan_s / plain_s,
+            "target": 1.25,
+        }
+    )
+    rows.append(
+        {
+            "name": "  of which graph building (plain side)",
+            "a_ms": graph_s / n * 1e3,
+            "b_ms": plain_s / n * 1e3,
+            "ratio": graph_s / plain_s,
+            "target": 1.0,
+        }
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(machine())
+    print(format_table(run(args.quick)))
+
+
+if __name__ == "__main__":
+    main()
