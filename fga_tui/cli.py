@@ -66,6 +66,13 @@ TextModel = Annotated[
         help="Local directory of a BERT-like encoder (MatSciBERT); env FGA_TUI_TEXT_MODEL.",
     ),
 ]
+VocabMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--vocab-mappings",
+        help="Character map applied before tokenising (the fork's vocab_mappings.txt).",
+    ),
+]
 Trust = Annotated[
     bool,
     typer.Option(
@@ -115,6 +122,7 @@ def _load(
     cm_heads: int | None,
     index: int,
     max_atoms: int,
+    vocab_mappings: Path | None = None,
 ):
     from fga_tui import engine
 
@@ -122,7 +130,9 @@ def _load(
         ckpt, device=device, trust=trust, fga_heads=fga_heads, cm_heads=cm_heads
     )
     smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
-    prepared = engine.prepare_sample(loaded, smp, tokens_path=tokens, text_model=text_model)
+    prepared = engine.prepare_sample(
+        loaded, smp, tokens_path=tokens, text_model=text_model, vocab_mappings=vocab_mappings
+    )
     return loaded, prepared
 
 
@@ -135,6 +145,7 @@ def export(
     device: Device = "auto",
     tokens: Tokens = None,
     text_model: TextModel = None,
+    vocab_mappings: VocabMap = None,
     trust_checkpoint: Trust = False,
     fga_heads: FgaHeads = None,
     cm_heads: CmHeads = None,
@@ -166,6 +177,7 @@ def export(
         cm_heads=cm_heads,
         index=index,
         max_atoms=max_atoms,
+        vocab_mappings=vocab_mappings,
     )
     trace = engine.run_trace(loaded, prepared, Ablation(no_fusion, fga_from))
     try:
@@ -234,6 +246,7 @@ def report(
     device: Device = "auto",
     tokens: Tokens = None,
     text_model: TextModel = None,
+    vocab_mappings: VocabMap = None,
     trust_checkpoint: Trust = False,
     fga_heads: FgaHeads = None,
     cm_heads: CmHeads = None,
@@ -261,6 +274,7 @@ def report(
         cm_heads=cm_heads,
         index=index,
         max_atoms=max_atoms,
+        vocab_mappings=vocab_mappings,
     )
     base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
     result = diagnose(
@@ -322,6 +336,7 @@ def diff(
     device: Device = "auto",
     tokens: Tokens = None,
     text_model: TextModel = None,
+    vocab_mappings: VocabMap = None,
     trust_checkpoint: Trust = False,
     fga_heads: FgaHeads = None,
     cm_heads: CmHeads = None,
@@ -342,7 +357,9 @@ def diff(
         loaded = engine.load_model(
             ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
         )
-        prepared = engine.prepare_sample(loaded, smp, tokens_path=tokens, text_model=text_model)
+        prepared = engine.prepare_sample(
+            loaded, smp, tokens_path=tokens, text_model=text_model, vocab_mappings=vocab_mappings
+        )
         reports.append(diagnose(loaded, prepared, stopwords=words).report)
     a, b = reports
     if format == "json":
@@ -385,6 +402,7 @@ def scan(
     device: Device = "auto",
     tokens: Tokens = None,
     text_model: TextModel = None,
+    vocab_mappings: VocabMap = None,
     trust_checkpoint: Trust = False,
     fga_heads: FgaHeads = None,
     cm_heads: CmHeads = None,
@@ -418,6 +436,7 @@ def scan(
         limit=limit,
         tokens_path=tokens,
         text_model=text_model,
+        vocab_mappings=vocab_mappings,
         ablations=ablations,
         stopwords=_stopwords(stopwords),
         max_atoms=max_atoms,

@@ -244,6 +244,7 @@ def scan(
     limit: int | None = None,
     tokens_path: str | Path | None = None,
     text_model: str | Path | None = None,
+    vocab_mappings: str | Path | None = None,
     ablations: bool = False,
     stopwords: set[str] | None = None,
     max_atoms: int = 1000,
@@ -319,6 +320,7 @@ def scan(
                     sample,
                     tokens_path=tokens_path,
                     text_model=text_model,
+                    vocab_mappings=vocab_mappings,
                     needs_text=loaded.needs_text,
                     device=str(loaded.device),
                 )
