@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fga_tui.io.errors import InputError
-from fga_tui.io.sample import iter_samples
+from fga_tui.io.sample import count_samples, iter_samples
 from fga_tui.io.types import Sample
 from fga_tui.io.validate import ATOMIC_NUMBER, MIN_VOLUME
 
@@ -80,6 +80,7 @@ def check(path: Path) -> None:
     except InputError as exc:
         assert exc.reason
         return
+    assert count_samples(path) == len(items)
     for item in items:
         if isinstance(item, InputError):
             assert item.reason and "\n" not in item.message

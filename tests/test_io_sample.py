@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fga_tui.io.errors import InputError
-from fga_tui.io.sample import iter_samples, load_sample, load_samples
+from fga_tui.io.sample import count_samples, iter_samples, load_sample, load_samples
 from fga_tui.io.validate import validate_structure
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -116,6 +116,13 @@ def test_jsonl_skips_blank_lines_and_names_bad_line(tmp_path: Path) -> None:
     assert f"{path}:3" in str(bad) and "not valid JSON" in str(bad)
     with pytest.raises(InputError, match=r"rows\.jsonl:3"):
         load_samples(path)
+
+
+def test_load_sample_parses_only_the_requested_row(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("{broken\n" + json.dumps(row(jid="b")) + "\n")
+    assert load_sample(path, index=1).id == "b"
+    assert count_samples(path) == 2
 
 
 def test_json_file_with_one_object_per_line_reads_as_jsonl(tmp_path: Path) -> None:
@@ -290,6 +297,18 @@ def test_description_csv_missing_cif_and_bad_rows_are_row_errors(tmp_path: Path)
     assert items[3].id == "JVASP-2"
 
 
+def test_count_samples_matches_iter_samples_without_parsing(tmp_path: Path) -> None:
+    folder = _crysmmnet(
+        tmp_path,
+        "id,composition,target,description,_",
+        ["JVASP-1,NaCl,1,Text.,", "", "JVASP-missing,NaCl,1,Text.,", "JVASP-2,NaCl,1,T.,"],
+    )
+    assert count_samples(folder) == 3 == len(list(iter_samples(folder)))
+    many = write_json(tmp_path / "many.json", [row(), {"broken": 1}, row()])
+    assert count_samples(many) == 3
+    assert count_samples(NACL_JSON) == 1
+
+
 def test_description_csv_with_unknown_layout_is_an_error(tmp_path: Path) -> None:
     folder = _crysmmnet(tmp_path, "a,b", ["JVASP-1,1"])
     err = error_of(folder)
@@ -406,6 +425,16 @@ def test_overlap_across_the_periodic_boundary_is_found(tmp_path: Path) -> None:
     doc = row(atoms=atoms_dict(coords=[[0.0, 0.0, 0.001], [0.0, 0.0, 0.999]]))
     err = error_of(write_json(tmp_path / "o.json", doc))
     assert "overlapping atoms" in str(err)
+
+
+def test_poscar_scale_factor_applies_to_lattice_and_cartesian_positions(tmp_path: Path) -> None:
+    path = tmp_path / "nacl.vasp"
+    path.write_text(
+        "nacl\n2.0\n2.82 0 0\n0 2.82 0\n0 0 2.82\nNa Cl\n1 1\nCartesian\n0 0 0\n1.41 1.41 1.41\n"
+    )
+    s = load_sample(path)
+    np.testing.assert_allclose(s.structure.lattice, np.eye(3) * 5.64)
+    np.testing.assert_allclose(s.structure.frac_coords, [[0, 0, 0], [0.5, 0.5, 0.5]], atol=1e-12)
 
 
 def test_poscar_vasp4_without_species_line(tmp_path: Path) -> None:

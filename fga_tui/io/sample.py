@@ -31,8 +31,9 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,10 @@ _CSV_EXPECTED = (
 )
 
 Item = tuple[int, Sample | InputError]
+# A row not parsed yet: calling it builds the Sample or raises the row's InputError. Rows are
+# enumerated cheaply (for counting) and parsed only when iterated.
+Row = Callable[[], Sample]
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,9 +82,23 @@ def iter_samples(path: str | Path, *, max_atoms: int = 1000) -> Iterator[Item]:
     ``position`` counts rows from 0, bad rows included.
     """
     path = Path(path)
-    kind = detect_format(path)
-    rows = _rows(path, kind, max_atoms)
-    return ((pos, item) for pos, item in enumerate(rows))
+    rows = _rows(path, detect_format(path), max_atoms)
+
+    def generate() -> Iterator[Item]:
+        for position, row in enumerate(rows):
+            try:
+                yield position, row()
+            except InputError as exc:
+                yield position, exc
+
+    return generate()
+
+
+def count_samples(path: str | Path) -> int:
+    """How many positions :func:`iter_samples` yields for ``path``, without parsing any structure
+    (a description.csv dataset is counted without reading one CIF)."""
+    path = Path(path)
+    return sum(1 for _ in _rows(path, detect_format(path), max_atoms=0))
 
 
 def load_samples(path: str | Path, *, max_atoms: int = 1000) -> list[Sample]:
@@ -95,16 +114,15 @@ def load_samples(path: str | Path, *, max_atoms: int = 1000) -> list[Sample]:
 
 
 def load_sample(path: str | Path, index: int = 0, *, max_atoms: int = 1000) -> Sample:
-    """Row ``index`` of ``path`` (0 for single-sample files); rows after it are not read."""
+    """Row ``index`` of ``path`` (0 for single-sample files); no other row is parsed."""
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise InputError("--index", f"must be a non-negative integer, not {index!r}")
+    path = Path(path)
     count = 0
-    for pos, item in iter_samples(path, max_atoms=max_atoms):
-        count = pos + 1
-        if pos == index:
-            if isinstance(item, InputError):
-                raise item
-            return item
+    for position, row in enumerate(_rows(path, detect_format(path), max_atoms)):
+        if position == index:
+            return row()
+        count = position + 1
     if count == 0:
         raise InputError(path, "contains no samples")
     raise InputError(
@@ -155,21 +173,30 @@ def _kind_by_name(path: Path) -> str | None:
     return None
 
 
-def _rows(path: Path, kind: str, max_atoms: int) -> Iterator[Sample | InputError]:
+def _failed(exc: InputError) -> Row:
+    def row() -> Sample:
+        raise exc
+
+    return row
+
+
+def _rows(path: Path, kind: str, max_atoms: int) -> Iterator[Row]:
     if kind == "folder":
         return _folder_rows(path, max_atoms)
     if kind == "csv":
         csv_path = path / CSV_NAME if path.is_dir() else path
         return _csv_rows(csv_path, _read_text(csv_path), max_atoms)
     if kind == "jsonl":
-        return _jsonl_rows(path, max_atoms)
+        if path.is_dir():
+            raise InputError(path, "is a directory, expected a file")
+        return _jsonl_file_rows(path, max_atoms)
     if kind == "json":
         return _json_rows(path, _read_text(path), max_atoms)
     reader = _poscar_structure if kind == "poscar" else _cif_structure
-    return (_single_structure(path, reader, max_atoms) for _ in range(1))
+    return iter([partial(_single_structure, path, reader, max_atoms)])
 
 
-def _folder_rows(folder: Path, max_atoms: int) -> Iterator[Sample | InputError]:
+def _folder_rows(folder: Path, max_atoms: int) -> Iterator[Row]:
     try:
         entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except OSError as exc:
@@ -184,12 +211,12 @@ def _folder_rows(folder: Path, max_atoms: int) -> Iterator[Sample | InputError]:
             f"and no {CSV_NAME}",
         )
 
-    def generate() -> Iterator[Sample | InputError]:
+    def generate() -> Iterator[Row]:
         for file, kind in files:
             try:
                 yield from _rows(file, kind, max_atoms)
             except InputError as exc:  # the file as a whole is unreadable: one bad row
-                yield exc
+                yield _failed(exc)
 
     return generate()
 
@@ -233,75 +260,67 @@ def _parse_json(text: str, where: str | Path) -> Any:
         raise InputError(where, "is not valid JSON: nested too deeply") from None
 
 
-def _json_rows(path: Path, text: str, max_atoms: int) -> Iterator[Sample | InputError]:
+def _json_rows(path: Path, text: str, max_atoms: int) -> Iterator[Row]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and exc.lineno > 1:
             # Only "\n" ends a JSONL row: str.splitlines would also split at U+2028, which
             # JSON allows inside strings.
-            return _jsonl_lines(path, text.split("\n"), max_atoms)
+            return _jsonl_rows(path, text.split("\n"), max_atoms)
         raise InputError(
             path, f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
     except RecursionError:
         raise InputError(path, "is not valid JSON: nested too deeply") from None
     if isinstance(doc, dict):
-        return iter([_row_or_error(doc, path, path, path.stem, max_atoms)])
+        return iter([partial(_sample_from_row, doc, path, path, path.stem, max_atoms)])
     if isinstance(doc, list):
         return (
-            _row_or_error(row, path, f"{path}[{i}]", f"{path.stem}-{i}", max_atoms)
+            partial(_sample_from_row, row, path, f"{path}[{i}]", f"{path.stem}-{i}", max_atoms)
             for i, row in enumerate(doc)
         )
     raise InputError(path, f"must hold a JSON object or a list of objects, not {_type(doc)}")
 
 
-def _jsonl_rows(path: Path, max_atoms: int) -> Iterator[Sample | InputError]:
-    if path.is_dir():
-        raise InputError(path, "is a directory, expected a file")
+def _jsonl_file_rows(path: Path, max_atoms: int) -> Iterator[Row]:
     try:
-        handle = path.open("rb")
+        with path.open("rb") as handle:
+            yield from _jsonl_rows(path, handle, max_atoms)
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})") from None
 
-    def generate() -> Iterator[Sample | InputError]:
-        with handle:
-            yield from _jsonl_lines(path, handle, max_atoms)
 
-    return generate()
-
-
-def _jsonl_lines(path: Path, lines: Any, max_atoms: int) -> Iterator[Sample | InputError]:
-    """Rows of a JSONL stream (``lines`` yields bytes or str); blank lines are not rows."""
+def _jsonl_rows(
+    path: Path, lines: Iterable[bytes] | Iterable[str], max_atoms: int
+) -> Iterator[Row]:
+    """Rows of a JSONL stream (bytes or str lines); blank lines are not rows and are not
+    decoded, so counting rows costs one pass over the bytes."""
     row = 0
     for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
-        try:
-            text = _decode(line, where) if isinstance(line, bytes) else line
-            if not text.strip():
-                continue
-            doc = _parse_json(text, where)
-        except InputError as exc:
-            row += 1
-            yield exc
+        blank = (
+            line.strip(_ASCII_SPACE.encode())
+            if isinstance(line, bytes)
+            else line.strip(_ASCII_SPACE)
+        )
+        if not blank:
             continue
-        yield _row_or_error(doc, path, where, f"{path.stem}-{row}", max_atoms)
+        yield partial(_jsonl_row, path, number, line, f"{path.stem}-{row}", max_atoms)
         row += 1
+
+
+def _jsonl_row(
+    path: Path, number: int, line: bytes | str, default_id: str, max_atoms: int
+) -> Sample:
+    where = f"{path}:{number}"
+    text = _decode(line, where) if isinstance(line, bytes) else line
+    return _sample_from_row(_parse_json(text, where), path, where, default_id, max_atoms)
 
 
 def _type(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), "null" if value is None else "a number"
     )
-
-
-def _row_or_error(
-    row: Any, file: Path, where: str | Path, default_id: str, max_atoms: int
-) -> Sample | InputError:
-    try:
-        return _sample_from_row(row, file, where, default_id, max_atoms)
-    except InputError as exc:
-        return exc
 
 
 def _sample_from_row(
@@ -427,11 +446,8 @@ def _target(value: Any, where: str | Path) -> float | None:
 
 def _single_structure(
     path: Path, reader: Callable[[Path, str, int], Structure], max_atoms: int
-) -> Sample | InputError:
-    try:
-        structure = reader(path, _read_text(path), max_atoms)
-    except InputError as exc:
-        return exc
+) -> Sample:
+    structure = reader(path, _read_text(path), max_atoms)
     return Sample(id=path.stem, structure=structure, source=path, extra={"where": str(path)})
 
 
@@ -492,9 +508,12 @@ def _poscar_structure(path: Path, text: str, max_atoms: int) -> Structure:
             atoms = Poscar.from_string(text).atoms
     except Exception as exc:  # jarvis raises whatever its parsing hits
         raise InputError(path, f"could not read POSCAR: {_jarvis_error(exc)}") from None
+    coords = np.asarray(atoms.coords, dtype=np.float64)
+    if atoms.cartesian:
+        coords = coords * scale  # VASP scales Cartesian positions too; jarvis only the lattice
     return validate_structure(
         atoms.lattice_mat,
-        atoms.coords,
+        coords,
         list(atoms.elements),
         bool(atoms.cartesian),
         path=path,
@@ -564,7 +583,7 @@ def _cif_structure(path: Path, text: str, max_atoms: int) -> Structure:
 # CrysMMNet description.csv + cif/
 
 
-def _csv_rows(csv_path: Path, text: str, max_atoms: int) -> Iterator[Sample | InputError]:
+def _csv_rows(csv_path: Path, text: str, max_atoms: int) -> Iterator[Row]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -582,7 +601,7 @@ def _csv_rows(csv_path: Path, text: str, max_atoms: int) -> Iterator[Sample | In
     if not cif_dir.is_dir():
         cif_dir = csv_path.parent
 
-    def generate() -> Iterator[Sample | InputError]:
+    def generate() -> Iterator[Row]:
         while True:
             where = f"{csv_path}:{reader.line_num + 1}"
             try:
@@ -590,14 +609,12 @@ def _csv_rows(csv_path: Path, text: str, max_atoms: int) -> Iterator[Sample | In
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield InputError(where, f"is not valid CSV: {exc}")
+                yield _failed(InputError(where, f"is not valid CSV: {exc}"))
                 continue
-            if not any(cell.strip() for cell in row):
-                continue
-            try:
-                yield _csv_sample(row, columns, layout, csv_path, where, cif_dir, max_atoms)
-            except InputError as exc:
-                yield exc
+            if any(cell.strip() for cell in row):
+                yield partial(
+                    _csv_sample, row, columns, layout, csv_path, where, cif_dir, max_atoms
+                )
 
     return generate()
 
