@@ -504,6 +504,13 @@ def test_validate_structure_self_image_overlap_in_a_skewed_cell() -> None:
         validate_structure(skew, [[0, 0, 0]], ["Si"], False, path="cell", max_atoms=10)
 
 
+def test_validate_structure_needle_cell_is_rejected_quickly() -> None:
+    # Volume 1e-4 Å³ passes the singularity test, but 1e-4 Å lattice vectors stack every atom.
+    needle = [[1e-4, 0, 0], [0, 1e-4, 0], [0, 0, 1e4]]
+    with pytest.raises(InputError, match="own periodic image"):
+        validate_structure(needle, [[0, 0, 0]] * 2, ["Si", "O"], False, path="n", max_atoms=10)
+
+
 def test_validate_structure_skewed_cell_minimum_image() -> None:
     # Atoms far apart in fractional space but 0.05 Å apart through a skewed image.
     lat = np.array([[4.0, 0, 0], [0, 4.0, 0], [40.0, 0.0, 4.0]])

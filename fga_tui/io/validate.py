@@ -196,10 +196,18 @@ def _check_overlaps(
     vectorised in row blocks so memory stays bounded for large N.
     """
     reduced = _lll_reduce(lattice)
+    lengths = np.linalg.norm(reduced, axis=1)
+    if lengths.min() < MIN_DISTANCE:  # a lattice vector this short stacks every atom on itself
+        raise InputError(
+            path,
+            f"atom 0 ({symbols[0]}) overlaps its own periodic image ({lengths.min():.3g} Å "
+            f"apart, closer than {MIN_DISTANCE} Å): a lattice vector is too short",
+        )
     inv = np.linalg.inv(reduced)
     f = (frac @ lattice) @ inv  # fractional coordinates in the reduced basis
     reach = np.floor(MIN_DISTANCE * np.linalg.norm(inv, axis=0) + 0.5).astype(int)
     shifts = np.array(list(itertools.product(*(range(-h, h + 1) for h in reach))), dtype=np.float64)
+    # With every reduced vector >= MIN_DISTANCE, LLL bounds each reach by 3 (343 shifts at most).
     zero = int(np.flatnonzero(~shifts.any(axis=1))[0])
     n = len(f)
     block = max(1, _PAIR_BLOCK // (n * len(shifts)))
