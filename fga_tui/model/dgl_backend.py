@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -205,10 +206,13 @@ def upstream_model(
     ``state_dict`` is loaded with ``strict=True``; ``None`` keeps upstream's random init.
     """
     import_dgl()
-    upstream = importlib.import_module("alignn.models.alignn")
-    if upstream.dgl is None:
-        # alignn binds ``dgl = None`` when imported before DGL was importable (our shims).
-        upstream = importlib.reload(upstream)
+    with warnings.catch_warnings():
+        # alignn's pydantic v1-style config class warns on import; nothing for our users to do.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        upstream = importlib.import_module("alignn.models.alignn")
+        if upstream.dgl is None:
+            # alignn binds ``dgl = None`` when imported before DGL was importable (our shims).
+            upstream = importlib.reload(upstream)
     kwargs = {k: v for k, v in config_kwargs.items() if k != "name"}
     model = upstream.ALIGNN(upstream.ALIGNNConfig(name="alignn", **kwargs))
     if state_dict is not None:
