@@ -12,6 +12,7 @@ import types
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -298,6 +299,56 @@ def test_tensor_backward_hooks_in_a_pickle_are_dropped(tmp_path: Path) -> None:
     obj = torch.load(path, weights_only=False, pickle_module=unpickler.pickle_module_for(path))
     assert not obj["w"]._backward_hooks
     assert torch.equal(obj["w"], t)
+
+
+def test_legacy_format_loads_and_its_code_is_refused(tmp_path: Path) -> None:
+    good = tmp_path / "legacy.pt"
+    torch.save({"w": torch.arange(3)}, good, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(good).state_dict["w"], torch.arange(3))
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "legacy_evil.pt"
+    payload = _RunsCode((os.system, (f"touch {marker}",)))
+    torch.save({"w": torch.zeros(1), "x": payload}, evil, _use_new_zipfile_serialization=False)
+    with pytest.raises(InputError, match=r"refusing to unpickle (os|posix)\.system"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_numpy_metadata_comes_out_as_plain_python(tmp_path: Path) -> None:
+    path = tmp_path / "np.pt"
+    meta = {"val_mae": np.float64(0.25), "epoch": np.int64(7), "best": torch.tensor(0.5)}
+    torch.save({"model": {"w": torch.ones(2)}, **meta, "curve": np.arange(3.0)}, path)
+    raw = load_checkpoint(path)
+    assert raw.meta == {"val_mae": 0.25, "epoch": 7, "best": 0.5}
+    assert [type(v) for v in raw.meta.values()] == [float, int, float]
+
+
+def test_memo_index_bomb_is_refused_quickly() -> None:
+    # LONG_BINPUT 2**31: the C unpickler would grow its memo table to billions of entries.
+    with pytest.raises(InputError, match="memo index"):
+        unpickler.loads(b"\x80\x02}r\x00\x00\x00\x80.")
+
+
+def test_self_referencing_config_is_bounded(tmp_path: Path) -> None:
+    loop: list = []
+    loop.append(loop)
+    path = tmp_path / "loop.pt"
+    torch.save({"model": {"w": torch.ones(1)}, "config": {"hidden_features": 64, "x": loop}}, path)
+    raw = load_checkpoint(path)
+    assert raw.config is not None and raw.config["hidden_features"] == 64
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"cbuiltins\nstr\n(C\x01xS'idna'\ntR.",  # codec lookup imports encodings.<name>
+        b"cbuiltins\nbytes\n(J\x00\x00\x00\x7ftR.",  # a 2 GB allocation
+        b"ccollections\ndefaultdict\n(cbuiltins\nglobals\ntR.",
+    ],
+)
+def test_allowlisted_callables_check_their_arguments(data: bytes) -> None:
+    with pytest.raises(InputError, match="refusing to unpickle"):
+        unpickler.loads(data)
 
 
 # --- bad files -----------------------------------------------------------------------------

@@ -53,6 +53,7 @@ _TRAINING_KEYS = frozenset(
     }
 )
 _MAX_META_STR = 200
+_MAX_DEPTH = 32
 _SHOWN = 3
 
 
@@ -325,19 +326,55 @@ def _module_state_dict(p: Path, module: Any) -> dict[str, torch.Tensor]:
     if isinstance(module, torch.nn.Module):
         return dict(module.state_dict())
     out: dict[str, torch.Tensor] = {}
-    _collect_module(module, "", out, depth=0)
+    budget = _Budget(_MAX_VISITS)
+    _collect_module(module, "", out, budget)
+    if budget.exhausted:
+        raise InputError(p, "holds a pickled model that is too large or refers to itself")
     if not out:
         raise InputError(p, "holds a pickled model with no parameters")
     return out
 
 
+class _Budget:
+    """Caps how many containers a walk over unpickled data visits, and how deep it goes.
+
+    A pickle can share one container many times or make it contain itself (memo references), so
+    a small file can describe a structure whose naive traversal never ends.
+    """
+
+    def __init__(self, visits: int, depth: int = _MAX_DEPTH) -> None:
+        self.left = visits
+        self.max_depth = depth
+        self.depth = 0
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0 and self.depth < self.max_depth
+
+    def __enter__(self) -> _Budget:
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left < 0
+
+
+_MAX_VISITS = 100_000
+
+
 def _collect_module(
-    record: InertRecord, prefix: str, out: dict[str, torch.Tensor], depth: int
+    record: InertRecord, prefix: str, out: dict[str, torch.Tensor], budget: _Budget
 ) -> None:
-    if depth > 64:
+    if not budget.take():
         return
     fields = record.fields()
-    skip = fields.get("_non_persistent_buffers_set") or set()
+    skip = fields.get("_non_persistent_buffers_set")
+    if not isinstance(skip, (set, frozenset, list, tuple)):
+        skip = ()
     for group in ("_parameters", "_buffers"):
         entries = fields.get(group)
         if isinstance(entries, Mapping):
@@ -346,20 +383,23 @@ def _collect_module(
                     out[f"{prefix}{name}"] = value
     children = fields.get("_modules")
     if isinstance(children, Mapping):
-        for name, child in children.items():
-            if isinstance(child, InertRecord):
-                _collect_module(child, f"{prefix}{name}.", out, depth + 1)
+        with budget:
+            for name, child in children.items():
+                if isinstance(child, InertRecord):
+                    _collect_module(child, f"{prefix}{name}.", out, budget)
 
 
-def _contains_tensor(obj: Any, depth: int = 0) -> bool:
+def _contains_tensor(obj: Any, budget: _Budget | None = None) -> bool:
+    budget = budget or _Budget(_MAX_VISITS)
     if isinstance(obj, torch.Tensor):
         return True
-    if depth > 4:
+    if not budget.take():
         return False
-    if isinstance(obj, Mapping):
-        return any(_contains_tensor(v, depth + 1) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return any(_contains_tensor(v, depth + 1) for v in obj[:100])
+    with budget:
+        if isinstance(obj, Mapping):
+            return any(_contains_tensor(v, budget) for v in obj.values())
+        if isinstance(obj, (list, tuple)):
+            return any(_contains_tensor(v, budget) for v in obj)
     return False
 
 
@@ -405,7 +445,8 @@ def _pickled_config(top: Mapping[str, Any], notes: list[str]) -> dict[str, Any] 
     # An upstream-style TrainingConfig pickled whole: the model's fields are under "model".
     if isinstance(fields.get("model"), Mapping) and "hidden_features" not in fields:
         fields = dict(fields["model"])
-    return {str(k): _plain(v, 1) for k, v in fields.items()}
+    budget = _Budget(_MAX_VISITS)
+    return {str(k): _plain(v, budget) for k, v in fields.items()}
 
 
 def _read_config_json(p: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -491,33 +532,41 @@ _NOT_SCALAR = object()
 
 
 def _scalar(value: Any) -> Any:
+    """``value`` as a plain Python scalar, or ``_NOT_SCALAR``.
+
+    numpy is checked first: ``np.float64`` subclasses float but must not leak into JSON reports.
+    """
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.reshape(()).item() if np.size(value) == 1 else _NOT_SCALAR
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
         return value if len(value) <= _MAX_META_STR else _NOT_SCALAR
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dim() <= 1:
         return value.item()
-    if isinstance(value, (np.generic, np.ndarray)) and np.size(value) == 1:
-        return value.reshape(()).item() if isinstance(value, np.ndarray) else value.item()
     return _NOT_SCALAR
 
 
-def _plain(value: Any, depth: int = 0) -> Any:
+def _plain(value: Any, budget: _Budget | None = None) -> Any:
     """Config values as plain Python (numpy/tensor scalars unwrapped, sets to sorted lists).
 
-    Depth-limited: a pickle can build self-referencing containers.
+    Budgeted: a pickle can build self-referencing or heavily shared containers.
     """
+    budget = budget or _Budget(_MAX_VISITS)
     scalar = _scalar(value)
-    if scalar is not _NOT_SCALAR or depth > 8:
-        return value if scalar is _NOT_SCALAR else scalar
-    if isinstance(value, (set, frozenset)):
-        return sorted((_plain(v, depth + 1) for v in value), key=repr)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, InertRecord):
-        return {k: _plain(v, depth + 1) for k, v in value.fields().items()}
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    if not budget.take():
+        return "…"
+    with budget:
+        if isinstance(value, (set, frozenset)):
+            return sorted((_plain(v, budget) for v in value), key=repr)
+        if isinstance(value, (list, tuple)):
+            return [_plain(v, budget) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): _plain(v, budget) for k, v in value.items()}
+        if isinstance(value, InertRecord):
+            return {k: _plain(v, budget) for k, v in value.fields().items()}
     return value
 
 

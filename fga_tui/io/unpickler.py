@@ -28,6 +28,7 @@ import _compat_pickle
 import collections
 import io
 import pickle
+import pickletools
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,7 @@ _TENSOR_TYPE_NAMES = frozenset(
     {"torch.Tensor", "torch._tensor.Tensor", "torch.nn.parameter.Parameter", "torch.nn.Parameter"}
 )
 _MAX_BYTES_ALLOC = 1 << 24  # bytes(n)/bytearray(n) beyond this is an allocation bomb, not data
+_SAFE_ENCODINGS = ("utf-8", "utf8", "latin1", "latin-1", "ascii")
 
 
 class UnsafePickleError(InputError):
@@ -376,25 +378,34 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> to
 def _codecs_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     # Protocol-2 pickles spell bytes as _codecs.encode(str, "latin1").
     _check(
-        isinstance(obj, str)
-        and encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii")
-        and errors == "strict",
+        isinstance(obj, str) and encoding in _SAFE_ENCODINGS and errors == "strict",
         "a str and a latin1/utf-8/ascii encoding",
     )
     return obj.encode(encoding)
 
 
-def _sized(kind: type) -> Callable[..., Any]:
+def _text_or_bytes(kind: type) -> Callable[..., Any]:
+    """``str``/``bytes``/``bytearray`` without allocation bombs or codec lookups.
+
+    An arbitrary encoding name makes Python import ``encodings.<name>``; only plain ones pass.
+    """
+
     def build(*args: Any) -> Any:
         _check(
             not (args and isinstance(args[0], int) and args[0] > _MAX_BYTES_ALLOC),
             f"a reasonable {kind.__name__} size",
+        )
+        _check(
+            len(args) < 2 or (args[1] in _SAFE_ENCODINGS and args[2:] in ((), ("strict",))),
+            "a utf-8/latin-1/ascii encoding",
         )
         return kind(*args)
 
     build.__name__ = kind.__name__
     return build
 
+
+_safe_str = _text_or_bytes(str)
 
 _DEFAULTDICT_FACTORIES = (
     None,
@@ -411,6 +422,8 @@ _DEFAULTDICT_FACTORIES = (
 
 
 def _defaultdict(factory: Any = None, *args: Any) -> collections.defaultdict:
+    if isinstance(factory, _Guard) and factory.fn is _safe_str:
+        factory = str
     _check(factory in _DEFAULTDICT_FACTORIES or is_inert(factory), "a plain default_factory")
     return collections.defaultdict(factory, *args)
 
@@ -475,11 +488,11 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("builtins", "float"): float,
         ("builtins", "complex"): complex,
         ("builtins", "bool"): bool,
-        ("builtins", "str"): str,
+        ("builtins", "str"): _safe_str,
         ("builtins", "slice"): slice,
         ("builtins", "object"): object,
-        ("builtins", "bytes"): _sized(bytes),
-        ("builtins", "bytearray"): _sized(bytearray),
+        ("builtins", "bytes"): _text_or_bytes(bytes),
+        ("builtins", "bytearray"): _text_or_bytes(bytearray),
         ("builtins", "getattr"): _getattr,
         ("_codecs", "encode"): _codecs_encode,
         ("copyreg", "_reconstructor"): _reconstructor,
@@ -597,8 +610,44 @@ class Unpickler(pickle.Unpickler):
 
     source: ClassVar[str | Path | None] = None
 
+    def __init__(self, file: IO[bytes], **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._file = file
+
     def find_class(self, module: str, name: str) -> Any:
         return resolve_global(module, name, self.source)
+
+    def load(self) -> Any:
+        check_memo_indices(self._file, self.source)
+        return super().load()
+
+
+# A memo index far beyond the number of objects seen makes the C unpickler grow its memo table to
+# that size (index 10**9 → 16 GB written); real pickles number their memo entries in order.
+_MEMO_SLACK = 100_000
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+
+
+def check_memo_indices(file: IO[bytes], source: str | Path | None = None) -> None:
+    """Refuse a pickle whose memo indices would make unpickling allocate without bound.
+
+    Scans the opcodes of the next pickle in ``file`` and rewinds. Malformed streams are left for
+    the unpickler itself to report.
+    """
+    try:
+        start = file.tell()
+    except (AttributeError, OSError, ValueError):
+        return  # not seekable: nothing to rewind to
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(file)):
+            if op.name in _MEMO_OPS and isinstance(arg, int) and arg > 10 * count + _MEMO_SLACK:
+                raise InputError(
+                    source, f"is corrupt: its pickle uses memo index {arg} after {count} opcodes"
+                )
+    except (ValueError, EOFError, UnicodeDecodeError):
+        pass
+    finally:
+        file.seek(start)
 
 
 def load(file: IO[bytes], **kwargs: Any) -> Any:
@@ -631,6 +680,14 @@ class TrustedUnpickler(pickle.Unpickler):
     A class whose module cannot be imported (e.g. the fork's ``models.alignn``) also becomes an
     inert record instead of failing the load.
     """
+
+    def __init__(self, file: IO[bytes], **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._file = file
+
+    def load(self) -> Any:
+        check_memo_indices(self._file)  # trusted, but a damaged file should not eat all memory
+        return super().load()
 
     def find_class(self, module: str, name: str) -> Any:
         if name in CONFIG_CLASS_NAMES:
