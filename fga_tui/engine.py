@@ -210,7 +210,7 @@ def prepare_sample(
                 f"expects {loaded.config.text_hidden_dim}",
             )
     if graph is None:
-        graph = build_graph(sample.structure)
+        graph = build_graph(sample.structure, cart_coords=sample.structure.source_cart)
     return PreparedSample(sample, graph, tokens if needs_text else None)
 
 

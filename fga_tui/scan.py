@@ -194,7 +194,7 @@ def _graph_job(structure: Any) -> tuple[Any, Any]:
     from fga_tui.structure.graph import build_graph
     from fga_tui.structure.symmetry import analyse_symmetry
 
-    return build_graph(structure), analyse_symmetry(structure)
+    return build_graph(structure, cart_coords=structure.source_cart), analyse_symmetry(structure)
 
 
 def _graphs(structures: Sequence[Any], workers: int) -> tuple[Iterator[Any], Executor | None]:

@@ -13,12 +13,15 @@ class Structure:
     """A periodic crystal.
 
     ``lattice`` is (3, 3) float64 with lattice vectors as rows (Å), ``frac_coords`` (N, 3) float64
-    fractional coordinates, ``elements`` N element symbols ("Ba", "Hf", ...).
+    fractional coordinates, ``elements`` N element symbols ("Ba", "Hf", ...). ``source_cart``
+    keeps Cartesian positions exactly as a Cartesian input gave them (None for fractional input):
+    upstream's neighbour search uses those, and its tie shells depend on the last bits.
     """
 
     lattice: np.ndarray
     frac_coords: np.ndarray
     elements: tuple[str, ...]
+    source_cart: np.ndarray | None = None
 
     @property
     def num_atoms(self) -> int:

@@ -68,12 +68,21 @@ def validate_structure(
         raise InputError(
             path, f"the lattice is singular (cell volume {abs(volume):.3g} Å³ < {MIN_VOLUME:g})"
         )
-    frac = np.linalg.solve(lat.T, xyz.T).T if cartesian else xyz
+    # Cartesian input: fractional coordinates the way jarvis derives them (against the lattice
+    # rounded to 5 decimals), and the given Cartesian positions kept for the neighbour search,
+    # so the crystal graph's tie shells come out exactly as upstream's.
+    with np.errstate(all="ignore"):
+        frac = xyz @ np.linalg.inv(np.round(lat, 5)) if cartesian else xyz
     if not np.all(np.isfinite(frac)):
         raise InputError(path, "cartesian coords cannot be converted to fractional (overflow)")
 
     _check_overlaps(lat, frac, symbols, path)
-    return Structure(lattice=lat, frac_coords=np.ascontiguousarray(frac), elements=symbols)
+    return Structure(
+        lattice=lat,
+        frac_coords=np.ascontiguousarray(frac),
+        elements=symbols,
+        source_cart=np.ascontiguousarray(xyz) if cartesian else None,
+    )
 
 
 def _show(value: Any, limit: int = 40) -> str:
