@@ -15,14 +15,10 @@ from fga_tui.io.errors import InputError
 from fga_tui.model.config import FIELD_NAMES, ModelConfig
 from fga_tui.model.config_build import config_from_checkpoint, infer_fields
 
-FIXTURES = Path(__file__).parent / "fixtures"
-FORK_CKPT = FIXTURES / "fork_ckpt.pt"
-FORK_INIT = FIXTURES / "fork_init_state.pt"
-
 
 @pytest.fixture(scope="module")
-def fork_raw() -> RawCheckpoint:
-    return load_checkpoint(FORK_CKPT)
+def fork_raw(fork_ckpt: Path) -> RawCheckpoint:
+    return load_checkpoint(fork_ckpt)
 
 
 def _without_config(raw: RawCheckpoint) -> RawCheckpoint:
@@ -127,7 +123,7 @@ def test_config_that_contradicts_the_weights_is_an_input_error(fork_raw: RawChec
     with pytest.raises(InputError) as info:
         config_from_checkpoint(raw)
     message = str(info.value)
-    assert str(FORK_CKPT) in message
+    assert str(fork_raw.path) in message
     assert "hidden_features is 256 in the config but 64 in the weights" in message
     assert "embedding_features is 64 in the config but 32" in message
 
@@ -195,14 +191,14 @@ def test_head_count_must_divide_the_hidden_width(
 def test_bad_head_count_in_a_config_names_the_file(fork_raw: RawCheckpoint) -> None:
     with pytest.raises(InputError, match="fine_grained_num_heads 6 does not divide") as info:
         config_from_checkpoint(_with_config(fork_raw, fine_grained_num_heads=6))
-    assert info.value.path == str(FORK_CKPT)
+    assert info.value.path == str(fork_raw.path)
 
 
 # --- inferring from the weights ------------------------------------------------------------
 
 
-def test_fork_init_state_config_is_inferred() -> None:
-    config = config_from_checkpoint(load_checkpoint(FORK_INIT))
+def test_fork_init_state_config_is_inferred(fixtures: Path) -> None:
+    config = config_from_checkpoint(load_checkpoint(fixtures / "fork_init_state.pt"))
     assert config.hidden_features == 64 and config.embedding_features == 32
     assert config.alignn_layers == 4 and config.gcn_layers == 4
     assert config.multimodal and config.use_middle_fusion
