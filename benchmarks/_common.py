@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: the benchmark cells, their graphs, timing and the result table.
+"""Shared benchmark helpers: the benchmark cells, timing and the result table.
 
 Benchmarks report ratios measured in one run on one machine (absolute times vary 2x between
 machines and runs; ratios much less). Nothing here asserts a time.
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from fga_tui.io.types import Structure
-from fga_tui.structure.types import CrystalGraph
 
 SRTIO3_FRAC = np.array(
     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], dtype=float
@@ -36,39 +35,6 @@ def srtio3(n: int) -> Structure:
 
 def benchmark_cells() -> dict[str, Structure]:
     return {f"{s.num_atoms} atoms": s for s in (srtio3(1), srtio3(2), srtio3(3))}
-
-
-def crystal_graph(structure: Structure) -> CrystalGraph:
-    """Our builder when it is importable, else upstream's (needs the dgl extra) via from_dgl."""
-    try:
-        from fga_tui.structure.graph import build_graph
-    except ImportError:
-        return _upstream_crystal_graph(structure)
-    return build_graph(structure)
-
-
-def _upstream_crystal_graph(structure: Structure) -> CrystalGraph:
-    import importlib
-
-    from fga_tui.model import dgl_backend
-    from fga_tui.structure.features import atomic_number
-
-    dgl_backend.import_dgl()
-    from jarvis.core.atoms import Atoms
-
-    graphs = importlib.import_module("alignn.graphs")
-    if graphs.dgl is None:
-        graphs = importlib.reload(graphs)
-    atoms = Atoms(
-        lattice_mat=structure.lattice,
-        coords=structure.frac_coords,
-        elements=list(structure.elements),
-        cartesian=False,
-    )
-    g, lg = graphs.Graph.atom_dgl_multigraph(
-        atoms, cutoff=8.0, max_neighbors=12, atom_features="cgcnn", use_canonize=True
-    )
-    return dgl_backend.from_dgl(g, lg, [atomic_number(e) for e in structure.elements])
 
 
 CLOCKS: dict[str, Callable[[], float]] = {

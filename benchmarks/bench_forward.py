@@ -34,26 +34,17 @@ from fga_tui.model.alignn_text import ALIGNNText
 from fga_tui.model.batch import collate_graphs, collate_tokens
 from fga_tui.model.config import FIELD_NAMES, ModelConfig
 from fga_tui.model.tracer import trace_batch
+from fga_tui.structure.graph import build_graph
 from fga_tui.structure.types import CrystalGraph
 
-if __package__:
-    from ._common import (
-        CLOCKS,
-        benchmark_cells,
-        crystal_graph,
-        format_table,
-        interleaved_ms,
-        machine,
-    )
-else:
-    from _common import (
-        CLOCKS,
-        benchmark_cells,
-        crystal_graph,
-        format_table,
-        interleaved_ms,
-        machine,
-    )
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (
+    CLOCKS,
+    benchmark_cells,
+    format_table,
+    interleaved_ms,
+    machine,
+)
 
 FIXTURE_CONFIG = (
     Path(__file__).resolve().parent.parent / "tests/fixtures/fork_ckpt.expected-config.json"
@@ -199,7 +190,7 @@ def _run(quick: bool, clock: str) -> tuple[list[dict[str, Any]], list[str]]:
     torch.set_num_threads(1)
     repeats, warmup = (3, 1) if quick else (9, 2)
     cells = benchmark_cells()
-    graphs = {name: crystal_graph(s) for name, s in cells.items()}
+    graphs = {name: build_graph(s) for name, s in cells.items()}
     elements = {name: tuple(s.elements) for name, s in cells.items()}
     rows, notes = _upstream_rows(graphs, repeats, warmup, clock)
     rows += _trace_rows(graphs, elements, repeats, warmup, clock)

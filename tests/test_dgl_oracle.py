@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,12 @@ except ImportError as exc:
 pytest.importorskip("alignn")
 pytest.importorskip("jarvis.core.atoms")
 
+from fga_tui.io.types import Structure  # noqa: E402
 from fga_tui.model.alignn_text import ALIGNNText  # noqa: E402
 from fga_tui.model.batch import collate_graphs  # noqa: E402
 from fga_tui.model.capture import Capture  # noqa: E402
 from fga_tui.model.config import ModelConfig  # noqa: E402
+from fga_tui.structure.graph import build_graph  # noqa: E402
 from fga_tui.structure.types import CrystalGraph  # noqa: E402
 
 pytestmark = [
@@ -53,98 +54,40 @@ SMALL = {"hidden_features": 64, "embedding_features": 32, "alignn_layers": 3, "g
 TINY = {"hidden_features": 32, "embedding_features": 16, "alignn_layers": 2, "gcn_layers": 2}
 
 
-def _upstream_graphs_module() -> Any:
-    """``alignn.graphs`` with DGL bound (it binds ``dgl = None`` if imported before DGL was)."""
-    module = importlib.import_module("alignn.graphs")
-    return module if module.dgl is not None else importlib.reload(module)
-
-
-@dataclass(frozen=True)
-class Cell:
-    name: str
-    lattice: np.ndarray
-    frac: np.ndarray
-    elements: tuple[str, ...]
-
-
-def _cells() -> list[Cell]:
+def _cells() -> dict[str, Structure]:
     fcc = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
     sto_frac = np.array(
         [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], float
     )
     sto = ("Sr", "Ti", "O", "O", "O")
     shifts = np.array([(i, j, k) for i in range(3) for j in range(3) for k in range(3)], float)
-    return [
-        Cell("Cu_fcc_1", fcc * 3.615, np.zeros((1, 3)), ("Cu",)),
-        Cell("Si_diamond_2", fcc * 5.43, np.array([[0, 0, 0], [0.25, 0.25, 0.25]]), ("Si", "Si")),
-        Cell("SrTiO3_5", np.eye(3) * 3.905, sto_frac, sto),
-        Cell(
-            "triclinic_5",
-            np.array([[4.3, 0.0, 0.0], [0.9, 5.0, 0.0], [1.1, -0.7, 6.4]]),
-            np.array(
-                [
-                    [0.1, 0.2, 0.3],
-                    [0.6, 0.45, 0.8],
-                    [0.35, 0.85, 0.15],
-                    [0.8, 0.1, 0.55],
-                    [0.3, 0.6, 0.62],
-                ]
-            ),
-            ("Li", "Mn", "O", "O", "P"),
-        ),
-        Cell(
-            "SrTiO3_3x3x3_135",
+    triclinic = np.array([[4.3, 0.0, 0.0], [0.9, 5.0, 0.0], [1.1, -0.7, 6.4]])
+    triclinic_frac = np.array(
+        [[0.1, 0.2, 0.3], [0.6, 0.45, 0.8], [0.35, 0.85, 0.15], [0.8, 0.1, 0.55], [0.3, 0.6, 0.62]]
+    )
+    return {
+        "Cu_fcc_1": Structure(fcc * 3.615, np.zeros((1, 3)), ("Cu",)),
+        "Si_diamond_2": Structure(fcc * 5.43, np.array([[0, 0, 0], [0.25] * 3]), ("Si", "Si")),
+        "SrTiO3_5": Structure(np.eye(3) * 3.905, sto_frac, sto),
+        "triclinic_5": Structure(triclinic, triclinic_frac, ("Li", "Mn", "O", "O", "P")),
+        "SrTiO3_3x3x3_135": Structure(
             np.eye(3) * 3.905 * 3,
             ((sto_frac[None, :, :] + shifts[:, None, :]) / 3).reshape(-1, 3),
             sto * 27,
         ),
-    ]
-
-
-def _upstream_graph(cell: Cell) -> tuple[Any, Any]:
-    from jarvis.core.atoms import Atoms
-
-    atoms = Atoms(
-        lattice_mat=cell.lattice, coords=cell.frac, elements=list(cell.elements), cartesian=False
-    )
-    return _upstream_graphs_module().Graph.atom_dgl_multigraph(
-        atoms,
-        neighbor_strategy="k-nearest",
-        cutoff=8.0,
-        max_neighbors=12,
-        atom_features="cgcnn",
-        use_canonize=True,
-        compute_line_graph=True,
-    )
-
-
-def _build_graph(cell: Cell) -> Callable[[], CrystalGraph] | None:
-    try:
-        from fga_tui.io.types import Structure
-        from fga_tui.structure.graph import build_graph
-    except ImportError:
-        return None
-    return lambda: build_graph(Structure(cell.lattice, cell.frac, cell.elements))
+    }
 
 
 @pytest.fixture(scope="module")
-def cells() -> list[Cell]:
+def cells() -> dict[str, Structure]:
     return _cells()
 
 
 @pytest.fixture(scope="module")
-def graphs(cells: list[Cell]) -> dict[str, CrystalGraph]:
-    """The graphs both models run on: ours (``build_graph``) when it exists, else upstream's
-    builder converted with ``from_dgl``; the DGL side always gets ``to_dgl`` of the same graph,
-    so these tests isolate the model from the graph builder."""
-    out = {}
-    for cell in cells:
-        build = _build_graph(cell)
-        if build is not None:
-            out[cell.name] = build()
-        else:
-            out[cell.name] = dgl_backend.from_dgl(*_upstream_graph(cell))
-    return out
+def graphs(cells: dict[str, Structure]) -> dict[str, CrystalGraph]:
+    """The graphs both models run on: ``build_graph``'s; the DGL side gets ``to_dgl`` of the
+    same graph, so these tests isolate the model from the graph builder."""
+    return {name: build_graph(s) for name, s in cells.items()}
 
 
 def _randomize_(model: nn.Module, seed: int) -> None:
@@ -247,7 +190,7 @@ def test_to_dgl_line_graph_is_dgls_own_line_graph(graphs: dict[str, CrystalGraph
         g, lg = dgl_backend.to_dgl(graph)  # raises if DGL's line_graph order differs
         assert g.num_nodes() == graph.num_nodes and g.num_edges() == graph.num_edges, name
         fresh = g.line_graph(shared=True)
-        fresh.apply_edges(_upstream_graphs_module().compute_bond_cosines)
+        fresh.apply_edges(importlib.import_module("alignn.graphs").compute_bond_cosines)
         assert torch.equal(fresh.edata["h"], lg.edata["h"]), name
         back = dgl_backend.from_dgl(g, lg, graph.atomic_numbers)
         for field in ("atomic_numbers", "atom_features", "edge_src", "edge_dst", "edge_r"):
@@ -333,7 +276,7 @@ def test_stage_features_match_upstream_layer_outputs(
 def test_default_config_matches_upstream() -> None:
     upstream, ours = _pair({}, seed=2)
     assert len(upstream.state_dict()) == 279
-    graph = dgl_backend.from_dgl(*_upstream_graph(_cells()[2]))  # SrTiO3, 5 atoms
+    graph = dgl_backend.from_dgl(*dgl_backend.upstream_graph(_cells()["SrTiO3_5"]))
     err = _max_err(_ours(ours, [graph]), dgl_backend.upstream_forward(upstream, [graph]))
     assert err <= TOL
 
@@ -368,13 +311,12 @@ def test_run_upstream_takes_a_state_dict_and_crystal_graphs(
     assert _max_err(out, _ours(ours, [graph])) <= TOL
 
 
-def test_our_graph_builder_and_model_reproduce_upstreams_pipeline(cells: list[Cell]) -> None:
+def test_our_graph_builder_and_model_reproduce_upstreams_pipeline(
+    cells: dict[str, Structure],
+) -> None:
     """End to end: structure -> (upstream builder + upstream ALIGNN) vs (build_graph +
     ALIGNNText); the supercell's tied neighbour shells make this a check of the builder too."""
     upstream, ours = _pair(TINY, seed=5)
-    for cell in cells:
-        build = _build_graph(cell)
-        if build is None:
-            pytest.skip("fga_tui.structure.graph.build_graph is not available yet")
-        expected = dgl_backend.upstream_forward(upstream, [_upstream_graph(cell)])
-        assert _max_err(_ours(ours, [build()]), expected) <= TOL, cell.name
+    for name, structure in cells.items():
+        expected = dgl_backend.upstream_forward(upstream, [dgl_backend.upstream_graph(structure)])
+        assert _max_err(_ours(ours, [build_graph(structure)]), expected) <= TOL, name

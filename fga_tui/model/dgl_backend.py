@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fga_tui.io.types import Structure
 from fga_tui.structure.types import CrystalGraph
 
 INSTALL_HINT = "install the dgl extra: pip install 'fga-tui[dgl]'"
@@ -54,8 +55,8 @@ def _register_shims() -> set[str]:
     """Register the two stand-ins PyPI's dgl 2.1.0 needs on current torch; return their names.
 
     - ``setuptools.extern.packaging``: ``dgl.utils`` falls back to it when ``packaging`` is not
-      importable, but setuptools >= 70 dropped ``setuptools.extern`` (and torch >= 2.6 needs a
-      newer setuptools). We alias whichever ``packaging`` imports (the standalone distribution,
+      importable, but setuptools >= 70 dropped ``setuptools.extern`` (and current torch needs
+      setuptools >= 77). We alias whichever ``packaging`` imports (the standalone distribution,
       or setuptools' vendored copy, which ``import setuptools`` puts on ``sys.path``).
     - ``dgl.graphbolt``: dgl 2.1.0 ships graphbolt's C++ library only for torch 2.0-2.2.1 and
       its ``__init__`` raises FileNotFoundError otherwise (or ModuleNotFoundError where a
@@ -198,6 +199,45 @@ def batch_dgl(graphs: Sequence[GraphLike]) -> tuple[Any, Any]:
     return dgl.batch([g for g, _ in pairs]), dgl.batch([lg for _, lg in pairs])
 
 
+def _upstream_module(name: str) -> types.ModuleType:
+    """An ``alignn`` module with DGL bound: alignn binds ``dgl = None`` when it was imported
+    before DGL was importable (i.e. before our shims), so such a module is reloaded."""
+    import_dgl()
+    with warnings.catch_warnings():
+        # alignn's pydantic v1-style config and numpy-2 copy semantics warn; nothing to act on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = importlib.import_module(name)
+        if module.dgl is None:
+            module = importlib.reload(module)
+    return module
+
+
+def upstream_graph(structure: Structure) -> tuple[Any, Any]:
+    """Upstream's own ``(g, lg)`` for ``structure``: jarvis neighbour search and
+    ``Graph.atom_dgl_multigraph`` with the released models' settings (k-nearest, cutoff 8 Å,
+    12 neighbours, CGCNN features, canonized images, line graph). The graph builder's oracle."""
+    from jarvis.core.atoms import Atoms
+
+    graphs = _upstream_module("alignn.graphs")
+    atoms = Atoms(
+        lattice_mat=np.asarray(structure.lattice, dtype=float),
+        coords=np.asarray(structure.frac_coords, dtype=float),
+        elements=list(structure.elements),
+        cartesian=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return graphs.Graph.atom_dgl_multigraph(
+            atoms,
+            neighbor_strategy="k-nearest",
+            cutoff=8.0,
+            max_neighbors=12,
+            atom_features="cgcnn",
+            use_canonize=True,
+            compute_line_graph=True,
+        )
+
+
 def upstream_model(
     state_dict: Mapping[str, torch.Tensor] | None, config_kwargs: Mapping[str, Any]
 ) -> torch.nn.Module:
@@ -205,14 +245,7 @@ def upstream_model(
 
     ``state_dict`` is loaded with ``strict=True``; ``None`` keeps upstream's random init.
     """
-    import_dgl()
-    with warnings.catch_warnings():
-        # alignn's pydantic v1-style config class warns on import; nothing for our users to do.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        upstream = importlib.import_module("alignn.models.alignn")
-        if upstream.dgl is None:
-            # alignn binds ``dgl = None`` when imported before DGL was importable (our shims).
-            upstream = importlib.reload(upstream)
+    upstream = _upstream_module("alignn.models.alignn")
     kwargs = {k: v for k, v in config_kwargs.items() if k != "name"}
     model = upstream.ALIGNN(upstream.ALIGNNConfig(name="alignn", **kwargs))
     if state_dict is not None:
