@@ -73,6 +73,7 @@ class CheckpointInfo:
             "config_source": self.config_source,
             "config": config.to_dict(),
             "inferred": list(self.inferred),
+            "overridden": list(config.overridden),
             "warnings": list(self.warnings),
             "meta": self.meta,
         }

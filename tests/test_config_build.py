@@ -167,9 +167,11 @@ def test_upstream_classification_checks_num_classes_against_fc() -> None:
 def test_head_overrides_apply_over_a_config_and_are_recorded(fork_raw: RawCheckpoint) -> None:
     config = config_from_checkpoint(fork_raw, fga_heads=4, cm_heads=2)
     assert config.fine_grained_num_heads == 4 and config.cross_modal_num_heads == 2
-    assert {"fine_grained_num_heads", "cross_modal_num_heads"} <= set(config.inferred)
+    assert config.overridden == ("fine_grained_num_heads", "cross_modal_num_heads")
+    assert not {"fine_grained_num_heads", "cross_modal_num_heads"} & set(config.inferred)
     plain = config_from_checkpoint(fork_raw)
     assert "fine_grained_num_heads" not in plain.inferred
+    assert plain.overridden == ()
 
 
 @pytest.mark.parametrize(

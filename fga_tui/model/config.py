@@ -76,6 +76,7 @@ class ModelConfig:
     projection_dim: int = 64
     # --- provenance ---
     inferred: tuple[str, ...] = ()
+    overridden: tuple[str, ...] = ()
     unknown: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -107,14 +108,18 @@ class ModelConfig:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("inferred", "unknown")
+            if f.name not in ("inferred", "overridden", "unknown")
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ModelConfig)) - {"inferred", "unknown"}
+FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ModelConfig)) - {
+    "inferred",
+    "overridden",
+    "unknown",
+}
 FORK_ONLY_FIELDS = frozenset(
     {
         "use_cross_modal_attention",

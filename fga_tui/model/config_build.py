@@ -98,6 +98,7 @@ def config_from_checkpoint(
     values.setdefault("cross_modal_num_heads", DEFAULT_CM_HEADS)
 
     from_config = set(given)
+    overridden = []
     for name, value, option in (
         ("fine_grained_num_heads", fga_heads, "--fga-heads"),
         ("cross_modal_num_heads", cm_heads, "--cm-heads"),
@@ -107,11 +108,16 @@ def config_from_checkpoint(
                 raise InputError(option, f"must be a positive integer, got {value!r}")
             values[name] = value
             from_config.discard(name)
+            overridden.append(name)
 
     config = ModelConfig(**values)
     _validate_heads(config, config_path, fga_heads, cm_heads)
-    inferred = tuple(name for name in _FIELD_ORDER if name not in from_config)
-    return dataclasses.replace(config, inferred=inferred, unknown=unknown)
+    inferred = tuple(
+        name for name in _FIELD_ORDER if name not in from_config and name not in overridden
+    )
+    return dataclasses.replace(
+        config, inferred=inferred, overridden=tuple(overridden), unknown=unknown
+    )
 
 
 def infer_fields(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, str]]:
