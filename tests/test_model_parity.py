@@ -175,3 +175,13 @@ def test_model_runs_on_float64_free_cpu_and_is_deterministic(fork_model, nacl_gr
     b = trace_batch(fork_model, [nacl_graph], [nacl_states], [("Na", "Cl")])[0]
     assert a.prediction == b.prediction
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_end_to_end_from_the_sample_file_matches(fork_ckpt, nacl_json, nacl_tokens, expected):
+    """io -> our graph builder -> model: the whole engine path reproduces the fork's numbers."""
+    from fga_tui import engine
+
+    loaded = engine.load_model(fork_ckpt, device="cpu")
+    prepared = engine.prepare_sample(loaded, engine.load_sample(nacl_json), tokens_path=nacl_tokens)
+    trace = engine.run_trace(loaded, prepared)
+    assert_matches_fixture(trace, expected)

@@ -193,3 +193,17 @@ def test_the_fixture_itself_is_shared_query_dominated(fork, nacl_tokens, fixture
     report = run(fork, nacl_tokens, fixtures / "nacl.json", run_ablations=False)
     v = verdict(report, "SHARED_QUERY_DOMINATES")
     assert 0.5 < v.evidence["shared_fraction"] < 1.0
+
+
+def test_text_free_upstream_model_has_no_attention_to_explain(tmp_path, fixtures):
+    from fga_tui.model.alignn_text import ALIGNNText
+    from fga_tui.model.config import ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(hidden_features=32, embedding_features=16, alignn_layers=2, gcn_layers=2)
+    loaded = engine.model_from_state(config, ALIGNNText(config).state_dict())
+    prepared = engine.prepare_sample(loaded, engine.load_sample(fixtures / "nacl.json"))
+    report = diagnose(loaded, prepared, audit=False).report
+    assert verdict(report, "FGA_MISSING").severity == "info"
+    assert report.top_words == []
+    assert "SHARED_QUERY_DOMINATES" not in codes(report)
