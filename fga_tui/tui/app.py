@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -21,7 +21,6 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fga_tui.io.errors import InputError
-from fga_tui.trace import Ablation
 from fga_tui.tui.messages import (
     Progress,
     RequestFailed,
@@ -31,14 +30,17 @@ from fga_tui.tui.messages import (
     ViewReady,
 )
 from fga_tui.tui.session import Request, Session, SessionOptions
-from fga_tui.tui.state import Cursor
-from fga_tui.tui.view import MODES, SEVERITY_MARK, View
+from fga_tui.tui.state import MODES, SEVERITY_MARK, Cursor
 from fga_tui.tui.widgets.atoms import HEADER, AtomList
 from fga_tui.tui.widgets.heatmap import Heatmap
 from fga_tui.tui.widgets.scrubber import CurvePlot, StageStrip
 from fga_tui.tui.widgets.status import StatusBar, status_text
 from fga_tui.tui.widgets.verdicts import VerdictPanel
 from fga_tui.tui.widgets.words import TopWords
+
+if TYPE_CHECKING:
+    from fga_tui.trace import Ablation
+    from fga_tui.tui.view import View
 
 THEMES = ("textual-dark", "textual-light", "ansi-dark", "ansi-light", "nord", "gruvbox")
 WIDE = 120
@@ -112,6 +114,7 @@ class FgaApp(App[None]):
         self._request: Request = session.initial_request()
         self._stopwords: frozenset[str] | None = None
         self._initial_theme = theme
+        self._title_cache: dict[str, tuple[str, str]] = {}
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -267,36 +270,37 @@ class FgaApp(App[None]):
     # --- painting -----------------------------------------------------------------------------
 
     def _titles(self) -> None:
+        """Pane titles; only changed ones are assigned (each assignment repaints a pane)."""
         view, cur = self.view, self.cursor
-        stage = "" if view is None else view.stages[cur.stage]
-        atoms = self.query_one("#atoms-pane")
-        atoms.border_title = "atoms" if view is None else f"atoms ({view.num_atoms}) @ {stage}"
-        heat = self.query_one("#heat-pane")
-        heat.border_title = f"{cur.mode} corr" + (f" @ {stage}" if stage else "")
-        heat.border_subtitle = ""
-        if view is not None and view.aggregate is not None:
-            heat.border_subtitle = (f"by {view.aggregate} "
-                                    f"({view.num_atoms}→{len(view.groups)})")
-        words = self.query_one("#words-pane")
-        words.border_title = "top words"
+        titles: dict[str, tuple[str, str]] = {
+            "#atoms-pane": ("atoms" if view is None else f"atoms ({view.num_atoms})", ""),
+            "#heat-pane": (f"{cur.mode} corr", "" if view is None or view.aggregate is None
+                           else f"by {view.aggregate} ({view.num_atoms}→{len(view.groups)})"),
+            "#words-pane": ("top words", ""),
+            "#scrub-pane": ("stages", ""),
+            "#verdict-pane": ("verdicts", ""),
+        }
         if view is not None:
             head = "avg" if cur.head is None else f"h{cur.head}"
-            words.border_title = (f"top words · {head}" + (" · CF" if cur.counterfactual else "")
-                                  + (" · -stop" if cur.stopwords else ""))
-        scrub = self.query_one("#scrub-pane")
-        scrub.border_title = "stages"
-        if view is not None and view.ablation.active:
-            scrub.border_title = f"stages · ABLATION {view.ablation.describe()}"
-        verdict = self.query_one("#verdict-pane")
-        verdict.border_title = "verdicts"
-        if view is not None and view.verdicts:
-            counts = {}
+            titles["#words-pane"] = (f"top words · {head}" + (" · CF" if cur.counterfactual
+                                     else "") + (" · -stop" if cur.stopwords else ""), "")
+            if view.ablation.active:
+                titles["#scrub-pane"] = (f"stages · ABLATION {view.ablation.describe()}", "")
+            counts: dict[str, int] = {}
             for v in view.verdicts:
                 counts[v.severity] = counts.get(v.severity, 0) + 1
-            verdict.border_title = "verdicts " + " ".join(
+            titles["#verdict-pane"] = ("verdicts " + " ".join(
                 f"{SEVERITY_MARK[s]}{counts[s]}" for s in ("error", "warning", "info")
-                if s in counts)
-        self.screen.set_class(view is not None and view.ablation.active, "-ablation")
+                if s in counts), "")
+        for selector, (title, subtitle) in titles.items():
+            if self._title_cache.get(selector) != (title, subtitle):
+                self._title_cache[selector] = (title, subtitle)
+                pane = self.query_one(selector)
+                pane.border_title = title
+                pane.border_subtitle = subtitle
+        ablation = view is not None and view.ablation.active
+        if self.screen.has_class("-ablation") != ablation:
+            self.screen.set_class(ablation, "-ablation")
 
     def _update_status(self) -> None:
         count = None
@@ -410,6 +414,8 @@ class FgaApp(App[None]):
         self._submit(Request(self._request.sample, self._request.index, ablation))
 
     def action_toggle_fusion(self) -> None:
+        from fga_tui.trace import Ablation
+
         view = self.view
         if view is None:
             return
@@ -445,10 +451,14 @@ class FgaApp(App[None]):
         self.feed_attention_from(None if choice == DEFAULT else choice)
 
     def feed_attention_from(self, stage: str | None) -> None:
+        from fga_tui.trace import Ablation
+
         cur = self._current_ablation()
         self.set_ablation(Ablation(no_fusion=cur.no_fusion, fga_from=stage))
 
     def action_clear_ablation(self) -> None:
+        from fga_tui.trace import Ablation
+
         self.set_ablation(Ablation())
 
     def action_open_sample(self) -> None:

@@ -21,12 +21,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fga_tui.io.errors import InputError
-from fga_tui.trace import Ablation
 from fga_tui.tui.messages import Progress, RequestFailed, SampleCount, ViewReady
-from fga_tui.tui.view import View, view_from_diagnosis
+
+if TYPE_CHECKING:
+    from fga_tui.trace import Ablation
+    from fga_tui.tui.view import View
 
 T = TypeVar("T")
 Post = Callable[[Any], Any]
@@ -34,6 +36,12 @@ IsCancelled = Callable[[], bool]
 
 STEPS = ("loading checkpoint", "reading sample", "tracing", "diagnosing", "preparing panes")
 POLL_S = 0.02
+
+
+def _no_ablation() -> Ablation:
+    from fga_tui.trace import Ablation  # numpy: not before the first frame
+
+    return Ablation()
 
 
 class Cancelled(Exception):
@@ -58,7 +66,7 @@ class SessionOptions:
     audit: bool = True
     run_ablations: bool = True
     snapshot_dir: Path = Path("fga-snapshots")
-    ablation: Ablation = field(default_factory=Ablation)
+    ablation: Ablation = field(default_factory=_no_ablation)
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,9 @@ class Session:
         diagnosis, timings["diagnose"] = self._step(generation, 3, post, cancelled, diagnose)
 
         def build() -> View:
+            from fga_tui.trace import Ablation
+            from fga_tui.tui.view import view_from_diagnosis
+
             meta = {
                 "checkpoint": str(opts.checkpoint),
                 "layout": loaded.info.layout,

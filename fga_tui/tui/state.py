@@ -1,10 +1,14 @@
-"""The UI's position in a view: which stage, atom, heat-map column and display modes."""
+"""The UI's position in a view (stage, atom, heat-map column, display modes) and the display
+constants the panes share. numpy-free, like every module the app imports before its first frame."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fga_tui.tui.view import MODES
+#: Correlation modes in the order ``c`` cycles through them.
+MODES = ("centred", "raw", "cosine")
+#: Severity glyphs: the severity must read without colour.
+SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from fga_tui.trace import Ablation, Trace
+from fga_tui.tui.state import MODES, SEVERITY_MARK
 
-#: Correlation modes in the order ``c`` cycles through them.
-MODES = ("centred", "raw", "cosine")
+__all__ = ["CURVES", "MODES", "SEVERITY_MARK", "VerdictRow", "View", "build_view"]
+
 #: Up to this many atoms the heat map shows every atom; above it, orbits or elements.
 FULL_MATRIX_MAX = 48
 #: Curves across stages, in legend order: (key, label).
@@ -26,7 +27,6 @@ CURVES = (
     ("mad", "MAD"),
     ("erank", "effective rank"),
 )
-SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
 
 
 @dataclass(frozen=True)

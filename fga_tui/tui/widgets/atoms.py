@@ -6,9 +6,10 @@ screenful of rows instead of updating 500 table cells.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.geometry import Size
 from textual.message import Message
@@ -16,7 +17,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fga_tui.tui.state import Cursor
-from fga_tui.tui.view import View
+
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
 
 HEADER = f" {'atom':<8} {'el':<2} {'orb':>3} {'CN':>3} {'‖x‖':>7}"
 
@@ -50,6 +53,19 @@ class AtomList(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._view: View | None = None
         self._cursor = Cursor()
+        self._styles_for: tuple | None = None
+        self._styles: tuple[Style, Style, Style, Style] = (Style(),) * 4
+
+    def _row_styles(self) -> tuple[Style, Style, Style, Style]:
+        """(plain, cursor, orbit end, cursor + orbit end), recomputed when the theme changes."""
+        key = (self.app.theme, self.has_focus)
+        if key != self._styles_for:
+            base = self.rich_style
+            cursor = base + self.get_component_rich_style("atoms--cursor")
+            end = self.get_component_rich_style("atoms--orbit-end")
+            self._styles = (base, cursor, base + end, cursor + end)
+            self._styles_for = key
+        return self._styles
 
     def show(self, view: View | None, cursor: Cursor) -> None:
         """Point the list at a view and cursor; repaint only what changed."""
@@ -81,15 +97,15 @@ class AtomList(ScrollView, can_focus=True):
         view = self._view
         row = y + int(self.scroll_offset.y)
         width = self.scrollable_content_region.width
+        styles = self._row_styles()
         if view is None or row >= view.num_atoms:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, styles[0])
         text = atom_row(view, self._cursor, row)
-        style = self.rich_style
-        if row == self._cursor.atom:
-            style = style + self.get_component_rich_style("atoms--cursor")
+        selected = row == self._cursor.atom
+        if selected:
             text = "▶" + text[1:]
-        if row + 1 < view.num_atoms and view.orbit_of[row + 1] != view.orbit_of[row]:
-            style = style + self.get_component_rich_style("atoms--orbit-end")
+        end = row + 1 < view.num_atoms and view.orbit_of[row + 1] != view.orbit_of[row]
+        style = styles[int(selected) + 2 * int(end)]
         x = int(self.scroll_offset.x)
         return Strip([Segment(text.ljust(x + width)[x : x + width], style)], width)
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.message import Message
-from textual.widget import Widget
 
 from fga_tui.tui.state import Cursor
-from fga_tui.tui.view import View
+from fga_tui.tui.widgets.cached import CachedLines
+from fga_tui.tui.widgets.scrubber import short_stage
+
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
 
 #: (lower bound, glyph), highest first; the legend is built from this table.
 LEVELS = ((0.95, "█"), (0.8, "▓"), (0.5, "▒"), (0.15, "░"), (-0.15, "·"), (-0.5, "-"),
@@ -69,6 +74,14 @@ def rgb(value: float) -> tuple[int, int, int]:
 
 
 def cell_style(value: float, *, ansi: bool, background: bool) -> Style:
+    """The cell's colours (cached at 0.01 resolution: parsing colours is not free)."""
+    q = 0 if math.isnan(value) else round(max(-1.0, min(1.0, value)) * 100)
+    return _cell_style(q, ansi, background)
+
+
+@lru_cache(maxsize=1024)
+def _cell_style(q: int, ansi: bool, background: bool) -> Style:
+    value = q / 100
     if ansi:
         return Style(color=ANSI_COLORS[level(value)], bold=abs(value) >= 0.95)
     r, g, b = rgb(value)
@@ -127,7 +140,7 @@ def choose_layout(view: View, cursor_row: int, cursor_col: int, width: int, heig
     return Layout(cell, label, tuple(rows), tuple(cols), header=height >= 4)
 
 
-class Heatmap(Widget, can_focus=False):
+class Heatmap(CachedLines, can_focus=False):
     """N×N (or orbit×orbit) similarity at the current stage, with a highlighted cell."""
 
     DEFAULT_CSS = """
@@ -180,7 +193,11 @@ class Heatmap(Widget, can_focus=False):
             text += " (self)"
         return text
 
-    def render(self) -> Text:
+    def cache_key(self) -> tuple:
+        cur = self._cursor
+        return (id(self._view), cur.stage, cur.mode, cur.atom, cur.column, self.ansi)
+
+    def build(self) -> Text:
         view = self._view
         if view is None:
             return Text("waiting for the trace…", style="dim")
@@ -190,13 +207,13 @@ class Heatmap(Widget, can_focus=False):
         self._layout = layout
         M = view.matrices[self._cursor.mode][self._cursor.stage]
         out = Text(no_wrap=True, overflow="crop")
-        base = self.rich_style
         accent = Style(bold=True, underline=True)
         cursor_style = Style(reverse=True, bold=True)
         distinct = list(dict.fromkeys(c for c in layout.cols if c >= 0))
         row_w = layout.label + (5 * len(distinct) if layout.cell == 5 else len(layout.cols))
         if layout.header:
-            out.append(" " * layout.label)
+            stage = short_stage(view.stages[self._cursor.stage])
+            out.append(f"{stage:<{layout.label}.{layout.label - 1}}", Style(italic=True))
             if layout.cell == 5:
                 for g in distinct:
                     name = view.group_names[g]
@@ -204,7 +221,7 @@ class Heatmap(Widget, can_focus=False):
                     out.append(f" {head:>4.4}", accent if g == col else Style(dim=True))
             else:
                 for c in layout.cols:
-                    out.append("▼" if c == col else " ", accent if c == col else base)
+                    out.append("▼" if c == col else " ", accent if c == col else Style())
             out.append("\n")
         last_in_orbit = {g - 1 for g in view.separators}
         underline_last = -1 not in layout.rows

@@ -12,13 +12,18 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from fga_tui.tui.state import Cursor
-from fga_tui.tui.view import View
+from fga_tui.tui.widgets.cached import CachedLines, text_to_strips
+
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
 
 MARKERS = ("•", "+", "x")
 WIDE_PLOT = 90
@@ -47,7 +52,7 @@ def stage_values(view: View, stage: int) -> str:
             f"erank {_fmt(c['erank'][stage], '.2f')}")
 
 
-class StageStrip(Widget):
+class StageStrip(CachedLines):
     """Two lines: the stage chips (current reversed, attention input marked ◆) and the numbers."""
 
     DEFAULT_CSS = """
@@ -63,7 +68,10 @@ class StageStrip(Widget):
         self._view, self._cursor = view, cursor
         self.refresh()
 
-    def render(self) -> Text:
+    def cache_key(self) -> tuple:
+        return (id(self._view), self._cursor.stage)
+
+    def build(self) -> Text:
         view = self._view
         if view is None:
             return Text("no trace yet", style="dim")
@@ -160,8 +168,9 @@ class CurvePlot(Widget):
         super().__init__(id=id)
         self._view: View | None = None
         self._cursor = Cursor()
-        self._cache: OrderedDict[tuple, Text] = OrderedDict()
+        self._cache: OrderedDict[tuple, list[Strip]] = OrderedDict()
         self._prewarm: list[int] = []
+        self._blank = Strip.blank(0)
 
     def show(self, view: View | None, cursor: Cursor) -> None:
         fresh = view is not self._view
@@ -177,7 +186,7 @@ class CurvePlot(Widget):
     def _key(self, stage: int) -> tuple:
         return (id(self._view), stage, self.size.width, self.size.height, self.app.theme)
 
-    def _text(self, stage: int) -> Text:
+    def _lines(self, stage: int) -> list[Strip]:
         key = self._key(stage)
         cached = self._cache.get(key)
         if cached is not None:
@@ -191,10 +200,14 @@ class CurvePlot(Widget):
                               no_wrap=True, overflow="crop")
         if not wide:
             text = Text("\n", no_wrap=True).join([legend_text(self._view, wide), text])
-        self._cache[key] = text
+        base = self.rich_style
+        strips = [s.crop_extend(0, width, base)
+                  for s in text_to_strips(text, self.app.console, base)]
+        self._blank = Strip.blank(width, base)
+        self._cache[key] = strips
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return text
+        return strips
 
     def _schedule_prewarm(self) -> None:
         if self._view is None:
@@ -208,13 +221,18 @@ class CurvePlot(Widget):
         while self._prewarm:
             stage = self._prewarm.pop(0)
             if self._key(stage) not in self._cache:
-                self._text(stage)
+                self._lines(stage)
                 self.set_timer(0.01, self._prewarm_one)
                 return
 
-    def render(self) -> Text:
-        if self._view is None:
-            return Text("")
-        if self.size.width < 20 or self.size.height < 4:
-            return Text("(too small for the curves)", style="dim")
-        return self._text(self._cursor.stage)
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if self._view is None or self.size.width < 20 or self.size.height < 4:
+            if y == 0 and self._view is not None:
+                return Strip(list(Text("(too small for the curves)", style="dim").render(
+                    self.app.console, end=""))).crop_extend(0, width, self.rich_style)
+            return Strip.blank(width, self.rich_style)
+        strips = self._lines(self._cursor.stage)
+        if y < len(strips):
+            return strips[y]
+        return self._blank if self._blank.cell_length == width else Strip.blank(width)

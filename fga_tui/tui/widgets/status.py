@@ -4,12 +4,15 @@ checkpoint, device and timings."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from fga_tui.tui.view import View
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
+
 
 
 def _s(seconds: float) -> str:

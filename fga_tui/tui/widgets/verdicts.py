@@ -3,14 +3,17 @@ and numbers it rests on, and the remedy; then the ablations that were run and th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from fga_tui.tui.view import SEVERITY_MARK, View
+from fga_tui.tui.state import SEVERITY_MARK
+
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 MAX_AUDIT_LINES = 12

@@ -7,12 +7,16 @@ others? (Same top-5 set as how many atoms, and in how many orbits.)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
 
 from fga_tui.tui.state import Cursor
-from fga_tui.tui.view import View
+from fga_tui.tui.widgets.cached import CachedLines
+
+if TYPE_CHECKING:
+    from fga_tui.tui.view import View
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 SHARED_K = 5
@@ -44,7 +48,7 @@ def describe_source(view: View, cursor: Cursor) -> str:
     return f"actual, input {view.fga_input}" if view.fga_input else "actual"
 
 
-class TopWords(Widget):
+class TopWords(CachedLines):
     """Ranked words of the selected atom."""
 
     DEFAULT_CSS = """
@@ -89,7 +93,12 @@ class TopWords(Widget):
         return (f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
                 f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})")
 
-    def render(self) -> Text:
+    def cache_key(self) -> tuple:
+        cur = self._cursor
+        source = None if self._view is None else source_stage(self._view, cur)
+        return (id(self._view), cur.atom, cur.head, cur.counterfactual, source, cur.stopwords)
+
+    def build(self) -> Text:
         view, cursor = self._view, self._cursor
         if view is None:
             return Text("waiting for the trace…", style="dim")

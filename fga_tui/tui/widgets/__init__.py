@@ -1,0 +1,1 @@
+"""Panes of the app: each shows one facet of a ``View`` at the current ``Cursor``."""
