@@ -510,6 +510,36 @@ def open_(
     FgaApp(options, theme=theme).run()
 
 
+@app.command()
+@user_errors
+def demo(
+    fixed: Annotated[
+        bool,
+        typer.Option("--fixed", help="The checkpoint retrained with the remedy (diversity loss)."),
+    ] = False,
+    device: Device = "auto",
+    snapshot_dir: Annotated[
+        Path,
+        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
+    ] = Path("fga-snapshots"),
+    theme: Annotated[
+        str | None,
+        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
+    ] = None,
+) -> None:
+    """Open the inspector offline on the bundled demo: a Ba4HfLi cell whose atoms all show the
+    same top words (--fixed: the same data trained with the attention-diversity remedy)."""
+    from importlib import resources
+
+    demo_dir = Path(str(resources.files("fga_tui").joinpath("data/demo")))
+    ckpt = demo_dir / ("demo_fixed.pt" if fixed else "demo_problem.pt")
+    sample = demo_dir / "ba4hfli.json"
+    for path in (ckpt, sample):
+        if not path.is_file():
+            raise InputError(path, "bundled demo file missing (examples/train_demo.py --install)")
+    open_(ckpt, sample, device=device, snapshot_dir=snapshot_dir, theme=theme)
+
+
 SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
 
 
