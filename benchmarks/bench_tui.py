@@ -11,7 +11,7 @@
 - first paint: a fresh interpreter imports the app and runs it headless; from just before the
   import to the first refresh (the engine is never imported). Target <= 0.5 s (median).
 
-Usage: ``python benchmarks/bench_tui.py [--quick]``; ``run(quick)`` returns rows
+Usage: ``python benchmarks/bench_tui.py [--quick] [--device auto]``; ``run(quick)`` returns rows
 ``{name, value_ms, target_ms}`` for a one-table runner.
 """
 
@@ -74,11 +74,11 @@ def first_paint_ms(repeats: int) -> list[float]:
     return out
 
 
-def _session(sample: Path, tokens: Path, full: bool) -> Any:
+def _session(sample: Path, tokens: Path, full: bool, device: str = "cpu") -> Any:
     from fga_tui.tui.messages import ViewReady
     from fga_tui.tui.session import Session, SessionOptions
 
-    session = Session(SessionOptions(CKPT, sample, tokens=tokens, device="cpu",
+    session = Session(SessionOptions(CKPT, sample, tokens=tokens, device=device,
                                      audit=full, run_ablations=full))
     posted: list = []
     session.compute(session.next_generation(), session.initial_request(), posted.append,
@@ -133,8 +133,9 @@ async def _step_latencies(session: Any, steps: int) -> tuple[list[float], list[f
     return latencies, first_visits, cpu
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Rows {name, value_ms, target_ms}."""
+def run(quick: bool = False, device: str = "cpu") -> list[dict[str, Any]]:
+    """Rows {name, value_ms, target_ms}; ``device`` runs the engine there (``auto``: a GPU when
+    there is one; the latencies measured are the UI thread's either way)."""
     from fga_tui.tui.synthetic import ba4hfli, supercell
 
     steps = 40 if quick else 200
@@ -143,7 +144,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         cases = [("6 atoms", ba4hfli(tmp), 16.0, True),
                  ("500 atoms", supercell(tmp), 50.0, False)]
         for name, (sample, tokens), target, full in cases:
-            session = _session(sample, tokens, full)
+            session = _session(sample, tokens, full, device)
             lat, first, cpu = asyncio.run(_step_latencies(session, steps))
             rows.append({"name": f"step→repaint p50, {name}",
                          "value_ms": statistics.median(lat), "target_ms": None})
@@ -173,8 +174,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--device", default="cpu", help="engine device: cpu, auto, cuda")
     args = parser.parse_args()
-    print(format_rows(run(args.quick)))
+    print(format_rows(run(args.quick, args.device)))
 
 
 if __name__ == "__main__":

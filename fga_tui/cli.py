@@ -7,6 +7,7 @@ is an ``InputError``: one line on stderr, exit code 2, no traceback, nothing wri
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -508,6 +509,14 @@ def open_(
         ablation=Ablation(no_fusion, fga_from),
     )
     FgaApp(options, theme=theme).run()
+    from fga_tui.tui.session import running_steps
+
+    if running_steps():
+        # Quit mid-trace: an abandoned engine step is still inside torch. Finalising the
+        # interpreter would kill it there and abort the process; leave at once instead.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command()

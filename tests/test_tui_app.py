@@ -7,6 +7,7 @@ cached per sample and ablation), so each test pays for Textual, not for torch.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -23,11 +24,22 @@ from fga_tui.tui.synthetic import ba4hfli
 FIXTURES = Path(__file__).parent / "fixtures"
 CKPT = FIXTURES / "fork_ckpt.pt"
 SIZE = (100, 30)
+#: FGA_TUI_TEST_DEVICE=auto runs every session on the GPU when there is one (device checks).
+DEVICE = os.environ.get("FGA_TUI_TEST_DEVICE", "cpu")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def _options(sample: Path, tokens: Path | None, tmp: Path, **kw) -> SessionOptions:
     return SessionOptions(
-        checkpoint=kw.pop("checkpoint", CKPT), sample=sample, tokens=tokens, device="cpu",
+        checkpoint=kw.pop("checkpoint", CKPT), sample=sample, tokens=tokens,
+        device=kw.pop("device", DEVICE),
         snapshot_dir=tmp / "snapshots", **kw,
     )
 
@@ -71,7 +83,7 @@ async def test_first_view_shows_every_pane(session):
         await _ready(pilot)
         text = app.screen_text()
         for needle in ("Ba_0", "Hf_4", "Li_5", "centred corr", "top words", "stages",
-                       "verdicts", "fork_ckpt.pt", "cpu", "embed"):
+                       "verdicts", "fork_ckpt.pt", app.view.device, "embed"):
             assert needle in text, needle
         assert app.first_paint_s is not None and app.first_paint_s < 2.0
 
@@ -455,3 +467,44 @@ async def test_large_structure_heatmap_is_aggregated_and_says_so():
         await pilot.press("end", "down", "down")
         assert app.cursor.atom == 2
         assert app.query_one("#heatmap").readout().endswith("(block mean)")
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+async def test_worker_runs_the_engine_on_the_gpu_when_there_is_one(cell, tmp_path):
+    _, sample, tokens = cell
+    app = FgaApp(_options(sample, tokens, tmp_path, device="auto"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        assert app.view is not None and app.view.device.startswith("cuda")
+        assert "cuda" in app.screen_text()
+        await pilot.press("f")
+        await _ready(pilot)
+        assert app.view.ablation.no_fusion and app.view.device.startswith("cuda")
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_snapshot is not None
+        assert (app.last_snapshot / "trace.npz").exists()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+async def test_quitting_during_a_real_500_atom_diagnosis_returns_promptly(tmp_path):
+    """Real work, not a sleep. The key is simulated rather than pressed through the Pilot:
+    ``pilot.press`` waits for the *process* to go idle (up to 1 s per wait), which it never
+    does while an abandoned step computes."""
+    from fga_tui.tui.session import running_steps
+    from fga_tui.tui.synthetic import supercell
+
+    sample, tokens = supercell(tmp_path)
+    app = FgaApp(_options(sample, tokens, tmp_path, device="auto"))
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(600):
+            if app.busy and ("tracing" in app.busy or "diagnosing" in app.busy):
+                break
+            await pilot.pause(0.05)
+        assert app.busy and ("tracing" in app.busy or "diagnosing" in app.busy)
+        t0 = time.monotonic()
+        app.simulate_key("q")
+    assert time.monotonic() - t0 < 1.0
+    for thread in running_steps():  # let the abandoned step end before pytest exits
+        thread.join(timeout=120)

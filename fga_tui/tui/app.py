@@ -7,6 +7,7 @@ imports torch afterwards. Every result carries a generation id and stale ones ar
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -206,6 +207,10 @@ class FgaApp(App[None]):
         old = self.view
         view = message.view
         self.view = view
+        # A full garbage collection walks every object (torch's, the trace's): >100 ms at 500
+        # atoms, landing in the middle of a keypress. Freezing what exists now keeps
+        # collections to the objects panes create while stepping.
+        gc.freeze()
         self.query_one("#body").loading = False
         self.cursor = self._carry_cursor(old, view)
         self._show_all()

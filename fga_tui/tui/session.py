@@ -78,6 +78,19 @@ class Request:
     ablation: Ablation
 
 
+_STEPS: set[threading.Thread] = set()
+
+
+def running_steps() -> list[threading.Thread]:
+    """Engine steps still running, abandoned ones included.
+
+    When the app quits mid-step, finalising the interpreter would stop such a thread inside
+    torch's C++ code and abort the process ("terminate called without an active exception"):
+    ``fga-tui open`` leaves with ``os._exit`` instead while any is alive.
+    """
+    return [t for t in list(_STEPS) if t.is_alive()]
+
+
 def run_abandonable(fn: Callable[[], T], cancelled: IsCancelled, poll: float = POLL_S) -> T:
     """Run ``fn`` in a daemon thread; raise ``Cancelled`` as soon as ``cancelled()`` is true."""
     box: dict[str, Any] = {}
@@ -90,8 +103,11 @@ def run_abandonable(fn: Callable[[], T], cancelled: IsCancelled, poll: float = P
             box["error"] = exc
         finally:
             done.set()
+            _STEPS.discard(threading.current_thread())
 
-    threading.Thread(target=target, daemon=True, name="fga-engine-step").start()
+    thread = threading.Thread(target=target, daemon=True, name="fga-engine-step")
+    _STEPS.add(thread)
+    thread.start()
     while not done.wait(poll):
         if cancelled():
             raise Cancelled
