@@ -15,12 +15,32 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from fga_tui import __version__
 from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
 
+# click's UsageError, from wherever this typer takes click (recent typer vendors it).
+_UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+class _Commands(TyperGroup):
+    """Typer's command group, with usage errors (a non-integer --index, an unknown option, a
+    missing argument) reported like every other bad input: one line and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            typer.echo(f"fga-tui: {InputError(None, exc.format_message()).message}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
 app = typer.Typer(
     name="fga-tui",
+    cls=_Commands,
     help="Inspect the fine-grained atom-token attention of multimodal ALIGNN crystal models.",
     add_completion=False,
     no_args_is_help=True,
@@ -422,6 +442,12 @@ def scan(
     _check_choice("--fail-on", fail_on, ("error", "warning"))
     if out is not None and out.exists() and not force:
         raise InputError(out, "already exists; pass --force to overwrite")
+    if out is not None:
+        # Checked before the scan, which can take hours, rather than when writing its rows.
+        if out.is_dir():
+            raise InputError(out, "is a directory")
+        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+            raise InputError(out, f"cannot write: {out.parent} is not a writable folder")
     if not data.exists():
         raise InputError(data, "no such file or directory")
     loaded = engine.load_model(

@@ -256,9 +256,15 @@ def scan(
     from fga_tui.diagnostics.audit import audit_model
     from fga_tui.diagnostics.report import assemble
     from fga_tui.io.sample import iter_samples
+    from fga_tui.io.tokens import load_tokens
     from fga_tui.text.encoders import resolve_token_states
+    from fga_tui.text.normalize import load_vocab_mappings
 
     t0 = time.perf_counter()
+    # Files that apply to every row are read once: a bad one is bad input (exit 2), not a
+    # failure of every row.
+    shared_tokens = load_tokens(tokens_path) if tokens_path is not None else None
+    mappings = load_vocab_mappings(vocab_mappings) if vocab_mappings is not None else None
     items: list[tuple[int, Sample | InputError]] = []
     for position, item in iter_samples(data, max_atoms=max_atoms):
         if limit is not None and len(items) >= limit:
@@ -316,14 +322,15 @@ def scan(
 
         for (position, sample), (graph, sym) in zip(good, graphs, strict=True):
             try:
-                tokens = resolve_token_states(
-                    sample,
-                    tokens_path=tokens_path,
-                    text_model=text_model,
-                    vocab_mappings=vocab_mappings,
-                    needs_text=loaded.needs_text,
-                    device=str(loaded.device),
-                )
+                tokens = shared_tokens
+                if tokens is None:
+                    tokens = resolve_token_states(
+                        sample,
+                        text_model=text_model,
+                        vocab_mappings=mappings,
+                        needs_text=loaded.needs_text,
+                        device=str(loaded.device),
+                    )
                 prepared = engine.prepare_sample(loaded, sample, graph=graph, tokens=tokens)
             except InputError as exc:
                 emit(_row_error(position, sample.id, exc.message))

@@ -307,6 +307,17 @@ def _clean_state_dict(
     non_str = [k for k in state if not isinstance(k, str)]
     if non_str:
         raise InputError(p, f"state_dict has a non-string key {non_str[0]!r}")
+    for key, value in state.items():
+        # Weights are dense real tensors with data: a sparse tensor cannot be detached or
+        # copied into a parameter, a meta tensor has no values, a complex one would lose half.
+        if value.layout != torch.strided:
+            raise InputError(p, f"state_dict entry {key!r} is a {value.layout} tensor, not dense")
+        if value.is_meta:
+            raise InputError(p, f"state_dict entry {key!r} is a meta tensor (it holds no values)")
+        if value.is_complex() or value.is_quantized:
+            raise InputError(
+                p, f"state_dict entry {key!r} has dtype {value.dtype}; weights must be real numbers"
+            )
     out = {k: v.detach().as_subclass(torch.Tensor) for k, v in state.items()}
     for prefix in ("module.", "model."):
         if out and all(k.startswith(prefix) for k in out):

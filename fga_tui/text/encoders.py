@@ -174,8 +174,11 @@ def resolve_token_states(
     Precedence: ``--tokens FILE`` > the sample's own ``"tokens"`` field > ``--text-model DIR`` >
     ``$FGA_TUI_TEXT_MODEL``. Explicit token files are loaded (and so checked) even when the model
     does not read text; an encoder is only run when ``needs_text``. Returns None when the model
-    needs no text and no token file was given.
+    needs no text and no token file was given. A ``vocab_mappings`` file is checked even when
+    precomputed tokens leave it unused.
     """
+    if vocab_mappings is not None and not isinstance(vocab_mappings, Mapping):
+        vocab_mappings = load_vocab_mappings(vocab_mappings)
     if tokens_path is not None:
         return load_tokens(tokens_path)
     if sample.tokens is not None:
