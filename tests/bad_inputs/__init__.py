@@ -1,0 +1,1 @@
+"""The bad-input corpus: malformed files and arguments, built into a temporary folder."""

@@ -1,0 +1,271 @@
+"""Every bad input is one line on stderr and exit 2: no traceback, nothing left behind.
+
+The corpus (tests/bad_inputs/corpus.py) builds each malformed checkpoint, sample, token file or
+argument into a temporary folder. Every case runs in-process through typer's runner; a handful
+also run through a real ``python -c "...main()"`` process, and the default command form (the TUI)
+is driven through a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bad_inputs.corpus import CASES, NACL_JSON, Built, Case
+from typer.testing import CliRunner
+
+from fga_tui.cli import app
+
+runner = CliRunner()
+BY_NAME = {case.name: case for case in CASES}
+# Also run through the real entry point: at least one per kind of input.
+SUBPROCESS_CASES = (
+    "ckpt_truncated_zip",
+    "ckpt_pickle_os_system",
+    "sample_not_utf8",
+    "sample_5000_atoms",
+    "tokens_wrong_width",
+    "arg_index_not_an_integer",
+    "arg_scan_out_exists",
+)
+ENTRY = [sys.executable, "-c", "from fga_tui.cli import main; main()"]
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _unlock(root: Path) -> None:
+    """Give back write permission to folders a case locked, so tmp_path can be removed."""
+    for p in [root, *root.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o700)
+
+
+def check_outcome(case: Case, built: Built, code: int, stdout: str, stderr: str) -> None:
+    """The contract of one run: exit code, one named line on stderr, no traceback."""
+    assert "Traceback" not in stdout + stderr, stdout + stderr
+    assert code == case.exit_code, f"exit {code}\nstdout: {stdout}\nstderr: {stderr}"
+    if case.exit_code == 0:
+        assert stderr == "", f"a valid input should print nothing on stderr:\n{stderr}"
+        for text in case.expect:
+            assert text in stdout, f"{text!r} not in stdout:\n{stdout}"
+        return
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    line = lines[0]
+    assert line.startswith("fga-tui: "), line
+    assert built.names in line, f"{built.names!r} not named in: {line}"
+    for text in case.expect:
+        assert text in line, f"{text!r} not in: {line}"
+    assert stdout == "", f"stdout should be empty on exit 2: {stdout!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the corpus, in-process
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 40
+    assert len(BY_NAME) == len(CASES), "case names must be unique"
+    kinds = {case.name.split("_", 1)[0] for case in CASES}
+    assert kinds == {"ckpt", "sample", "tokens", "arg"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a stray relative write would land here and be seen
+    built = case.build(tmp_path)
+    before = _tree(tmp_path)
+    start = time.perf_counter()
+    try:
+        result = runner.invoke(app, built.argv, catch_exceptions=False)
+        elapsed = time.perf_counter() - start
+        check_outcome(case, built, result.exit_code, result.stdout, result.stderr)
+        assert _tree(tmp_path) == before, "files were left behind"
+        if built.check is not None:
+            built.check()
+        if case.max_seconds is not None:
+            assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
+    finally:
+        _unlock(tmp_path)
+
+
+def test_one_atom_cell_reports_the_degenerate_text_to_atom_softmax(tmp_path: Path) -> None:
+    built = BY_NAME["sample_one_atom_is_valid"].build(tmp_path)
+    result = runner.invoke(app, built.argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    verdicts = json.loads(result.stdout)["verdicts"]
+    degenerate = [v for v in verdicts if v["code"] == "DEGENERATE_SOFTMAX"]
+    assert any("text_to_atom" in v["message"] for v in degenerate), verdicts
+    assert all(v["severity"] != "error" for v in degenerate)
+
+
+def test_nan_weights_are_an_audit_finding_not_a_load_error(tmp_path: Path) -> None:
+    built = BY_NAME["ckpt_nan_weights_audited"].build(tmp_path)
+    result = runner.invoke(app, [*built.argv, "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    findings = json.loads(result.stdout)["findings"]
+    nonfinite = [f for f in findings if f["kind"] == "nonfinite"]
+    assert nonfinite and "fc.weight" in nonfinite[0]["parameters"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the real entry point
+
+
+@pytest.fixture(scope="module")
+def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
+    """Run the chosen cases as real processes, all at once (each mostly waits on imports)."""
+    runs = {}
+    for name in SUBPROCESS_CASES:
+        folder = tmp_path_factory.mktemp(name)
+        built = BY_NAME[name].build(folder)
+        before = _tree(folder)
+        proc = subprocess.Popen(
+            [*ENTRY, *built.argv],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        runs[name] = (folder, built, before, proc)
+    results = {}
+    try:
+        for name, (folder, built, before, proc) in runs.items():
+            stdout, stderr = proc.communicate(timeout=300)
+            results[name] = (folder, built, before, proc.returncode, stdout, stderr)
+    finally:
+        for *_, proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_through_the_entry_point(name: str, subprocess_runs: dict[str, tuple]) -> None:
+    folder, built, before, code, stdout, stderr = subprocess_runs[name]
+    check_outcome(BY_NAME[name], built, code, stdout, stderr)
+    assert _tree(folder) == before, "files were left behind"
+    if built.check is not None:
+        built.check()
+
+
+_ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-B]|[=>])")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_default_command_with_a_missing_checkpoint_shows_the_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """``fga-tui CKPT SAMPLE`` opens the TUI, which loads in a worker and shows a bad checkpoint
+    on its error screen (one line naming the file); ``q`` quits it cleanly."""
+    import fcntl
+    import struct
+    import termios
+
+    missing = tmp_path / "missing.pt"
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    proc = subprocess.Popen(
+        [*ENTRY, str(missing), str(NACL_JSON), "--device", "cpu"],
+        cwd=tmp_path,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    raw, screen, quit_sent = b"", "", False
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    raw += os.read(master, 1 << 16)
+                except OSError:
+                    break
+            screen = _ANSI.sub(b"", raw).decode("utf-8", "replace")
+            if not quit_sent and f"{missing}: no such file" in screen:
+                os.write(master, b"q")
+                quit_sent = True
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert quit_sent, f"the error screen never showed the one-line message:\n{screen[-2000:]}"
+    assert "Cannot load the checkpoint" in screen
+    assert "Traceback" not in screen
+    # The TUI reports the error on screen and exits normally once the user quits.
+    assert code in (0, 2), code
+    assert _tree(tmp_path) == set()
+
+
+# ---------------------------------------------------------------------------------------------
+# snapshot directory (used by the TUI's `s`; headless and raising InputError)
+
+
+class _Trace:
+    def save_npz(self, path: Path) -> None:
+        Path(path).write_bytes(b"npz")
+
+
+class _FailingTrace:
+    def save_npz(self, path: Path) -> None:
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+
+class _Report:
+    def to_json(self) -> dict:
+        return {"schema": "fga-tui.report/1"}
+
+    def to_markdown(self) -> str:
+        return "# report\n"
+
+
+def test_snapshot_into_an_unwritable_directory_is_an_input_error(tmp_path: Path) -> None:
+    from fga_tui.io.errors import InputError
+    from fga_tui.snapshot import write_snapshot
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    for base in (blocker, blocker / "snaps"):
+        with pytest.raises(InputError) as info:
+            write_snapshot(base, trace=_Trace(), report=_Report())
+        assert info.value.path == str(base) and "\n" not in info.value.message
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root: permission bits do not block writes
+            assert write_snapshot(locked, trace=_Trace(), report=_Report()).is_dir()
+        else:
+            with pytest.raises(InputError, match="cannot write a snapshot here"):
+                write_snapshot(locked, trace=_Trace(), report=_Report())
+            assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_snapshot_that_fails_half_way_leaves_nothing(tmp_path: Path) -> None:
+    from fga_tui.io.errors import InputError
+    from fga_tui.snapshot import write_snapshot
+
+    with pytest.raises(InputError, match="No space left on device"):
+        write_snapshot(tmp_path, trace=_FailingTrace(), report=_Report())
+    assert list(tmp_path.iterdir()) == []
