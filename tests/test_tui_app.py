@@ -433,6 +433,7 @@ async def test_open_sample_screen_loads_another_file(session, tmp_path):
         else:
             assert app.error
             assert any(n.severity == "error" for n in app._notifications)
+            assert app._request.sample == session.options.sample  # back to what is shown
 
 
 async def test_large_structure_heatmap_is_aggregated_and_says_so():

@@ -112,7 +112,9 @@ class FgaApp(App[None]):
         self.frozen_timings = frozen_timings
         self.first_paint_s: float | None = None
         self.last_snapshot: Path | None = None
-        self._request: Request = session.initial_request()
+        self._request: Request = session.initial_request()  # the latest one asked for
+        self._pending: dict[int, Request] = {}
+        self._shown: Request | None = None  # the one behind the view on screen
         self._stopwords: frozenset[str] | None = None
         self._initial_theme = theme
         self._title_cache: dict[str, tuple[str, str]] = {}
@@ -171,6 +173,7 @@ class FgaApp(App[None]):
         """Start (or supersede) the engine worker for ``request``."""
         self._request = request
         generation = self.session.next_generation()
+        self._pending = {generation: request}
         self.busy = "starting"
         self.error = None
         self._update_status()
@@ -204,6 +207,7 @@ class FgaApp(App[None]):
             return  # a stale result: a newer request is on its way
         self.busy = None
         self.error = None
+        self._shown = self._pending.get(message.generation, self._request)
         old = self.view
         view = message.view
         self.view = view
@@ -248,6 +252,8 @@ class FgaApp(App[None]):
             self.push_screen(ErrorScreen(message.message, title=title), self._after_error)
             return
         self.error = message.message
+        if self._shown is not None:
+            self._request = self._shown  # keys act on what is on screen, not on what failed
         self._update_status()
         self.notify(message.message, title="Request failed", severity="error", timeout=10)
 
