@@ -70,7 +70,7 @@ class FgaApp(App[None]):
         Binding("H", "cycle_head", "Head", show=False,
                 tooltip="cycle attention heads: average, 0, 1, …"),
         Binding("v", "toggle_counterfactual", "CF", show=False,
-                tooltip="words: counterfactual attention read from the current stage"),
+                tooltip="words: counterfactual attention of the current stage"),
         Binding("w", "toggle_stopwords", "Stopwords", show=False,
                 tooltip="words: hide stopwords and punctuation"),
         Binding("f", "toggle_fusion", "Fusion", tooltip="ablation: bypass middle fusion"),

@@ -104,8 +104,12 @@ class TopWords(CachedLines):
             return Text("waiting for the trace…", style="dim")
         width, height = self.size.width, self.size.height
         out = Text(no_wrap=True, overflow="crop")
-        out.append(f"{view.labels[cursor.atom]}", Style(bold=True))
-        out.append(f" · {describe_source(view, cursor)}\n", Style(italic=True))
+        label = view.labels[cursor.atom]
+        source = describe_source(view, cursor)
+        if len(label) + 3 + len(source) > width:
+            source = source.split(",")[0]  # "actual, input gcn.3" -> "actual"
+        out.append(label, Style(bold=True))
+        out.append(f" · {source}\n", Style(italic=True))
         if view.attention is None:
             out.append("no fine-grained attention in this checkpoint (FGA_MISSING)")
             return out
