@@ -66,8 +66,13 @@ def first_paint_ms(repeats: int) -> list[float]:
     """Cold first paint, one fresh interpreter per repeat."""
     out = []
     for _ in range(repeats):
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(FIRST_PAINT)],
-                                capture_output=True, text=True, timeout=120, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(FIRST_PAINT)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         if result.returncode != 0:
             raise RuntimeError(result.stderr)
         out.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
@@ -78,11 +83,13 @@ def _session(sample: Path, tokens: Path, full: bool, device: str = "cpu") -> Any
     from fga_tui.tui.messages import ViewReady
     from fga_tui.tui.session import Session, SessionOptions
 
-    session = Session(SessionOptions(CKPT, sample, tokens=tokens, device=device,
-                                     audit=full, run_ablations=full))
+    session = Session(
+        SessionOptions(CKPT, sample, tokens=tokens, device=device, audit=full, run_ablations=full)
+    )
     posted: list = []
-    session.compute(session.next_generation(), session.initial_request(), posted.append,
-                    lambda: False)
+    session.compute(
+        session.next_generation(), session.initial_request(), posted.append, lambda: False
+    )
     if not isinstance(posted[-1], ViewReady):
         raise RuntimeError(getattr(posted[-1], "message", posted[-1]))
     return session
@@ -141,22 +148,42 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict[str, Any]]:
     steps = 40 if quick else 200
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cases = [("6 atoms", ba4hfli(tmp), 16.0, True),
-                 ("500 atoms", supercell(tmp), 50.0, False)]
+        cases = [("6 atoms", ba4hfli(tmp), 16.0, True), ("500 atoms", supercell(tmp), 50.0, False)]
         for name, (sample, tokens), target, full in cases:
             session = _session(sample, tokens, full, device)
             lat, first, cpu = asyncio.run(_step_latencies(session, steps))
-            rows.append({"name": f"step→repaint p50, {name}",
-                         "value_ms": statistics.median(lat), "target_ms": None})
-            rows.append({"name": f"step→repaint p95, {name}",
-                         "value_ms": _percentile(lat, 95), "target_ms": target})
-            rows.append({"name": f"step→repaint max, first visit of a stage, {name}",
-                         "value_ms": max(first), "target_ms": None})
-            rows.append({"name": f"UI-thread CPU per step, {name}",
-                         "value_ms": cpu, "target_ms": None})
+            rows.append(
+                {
+                    "name": f"step→repaint p50, {name}",
+                    "value_ms": statistics.median(lat),
+                    "target_ms": None,
+                }
+            )
+            rows.append(
+                {
+                    "name": f"step→repaint p95, {name}",
+                    "value_ms": _percentile(lat, 95),
+                    "target_ms": target,
+                }
+            )
+            rows.append(
+                {
+                    "name": f"step→repaint max, first visit of a stage, {name}",
+                    "value_ms": max(first),
+                    "target_ms": None,
+                }
+            )
+            rows.append(
+                {"name": f"UI-thread CPU per step, {name}", "value_ms": cpu, "target_ms": None}
+            )
     paints = first_paint_ms(3 if quick else 7)
-    rows.append({"name": "first paint (import + first frame), median",
-                 "value_ms": statistics.median(paints), "target_ms": 500.0})
+    rows.append(
+        {
+            "name": "first paint (import + first frame), median",
+            "value_ms": statistics.median(paints),
+            "target_ms": 500.0,
+        }
+    )
     return rows
 
 

@@ -49,7 +49,7 @@ wait_for "verdicts" 5
 wait_for "1/11 embed" 5
 tmux send-keys -t "$SESSION" Right
 wait_for "2/11 alignn.0" 10  # the scrubber moved
-wait_for "atoms (2) @ alignn.0" 5
+wait_for "Na_0 × Cl_1" 5      # the heat map shows the new stage
 tmux send-keys -t "$SESSION" q
 wait_for "FGA_EXIT=0" 15     # quit cleanly
 echo "ok: fga-tui opened, stepped a stage and quit in tmux"

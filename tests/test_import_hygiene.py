@@ -16,7 +16,9 @@ HEADLESS_COMMANDS = ("export", "report", "audit", "scan")
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -66,9 +68,9 @@ def test_export_command_runs_without_textual(tmp_path):
         import sys
         from typer.testing import CliRunner
         from fga_tui.cli import app
-        out = CliRunner().invoke(app, ["export", r"{fixtures / 'fork_ckpt.pt'}",
-                                       r"{fixtures / 'nacl.json'}", "--tokens",
-                                       r"{fixtures / 'nacl.tokens.npz'}", "--device", "cpu",
+        out = CliRunner().invoke(app, ["export", r"{fixtures / "fork_ckpt.pt"}",
+                                       r"{fixtures / "nacl.json"}", "--tokens",
+                                       r"{fixtures / "nacl.tokens.npz"}", "--device", "cpu",
                                        "--out", r"{tmp_path}"])
         assert out.exit_code == 0, out.output
         assert "textual" not in sys.modules

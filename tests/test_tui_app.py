@@ -38,17 +38,21 @@ def _cuda() -> bool:
 
 def _options(sample: Path, tokens: Path | None, tmp: Path, **kw) -> SessionOptions:
     return SessionOptions(
-        checkpoint=kw.pop("checkpoint", CKPT), sample=sample, tokens=tokens,
+        checkpoint=kw.pop("checkpoint", CKPT),
+        sample=sample,
+        tokens=tokens,
         device=kw.pop("device", DEVICE),
-        snapshot_dir=tmp / "snapshots", **kw,
+        snapshot_dir=tmp / "snapshots",
+        **kw,
     )
 
 
 def _prime(session: Session) -> None:
     """Compute the initial view synchronously so apps start from the cache."""
     posted: list = []
-    session.compute(session.next_generation(), session.initial_request(), posted.append,
-                    lambda: False)
+    session.compute(
+        session.next_generation(), session.initial_request(), posted.append, lambda: False
+    )
     assert any(isinstance(m, ViewReady) for m in posted), posted
 
 
@@ -82,8 +86,18 @@ async def test_first_view_shows_every_pane(session):
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         text = app.screen_text()
-        for needle in ("Ba_0", "Hf_4", "Li_5", "centred corr", "top words", "stages",
-                       "verdicts", "fork_ckpt.pt", app.view.device, "embed"):
+        for needle in (
+            "Ba_0",
+            "Hf_4",
+            "Li_5",
+            "centred corr",
+            "top words",
+            "stages",
+            "verdicts",
+            "fork_ckpt.pt",
+            app.view.device,
+            "embed",
+        ):
             assert needle in text, needle
         assert app.first_paint_s is not None and app.first_paint_s < 2.0
 
@@ -321,8 +335,11 @@ async def test_stale_results_are_dropped(session):
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         current = app.view
-        other = next(v for k, v in session.views.items() if v is not current) if len(
-            session.views) > 1 else None
+        other = (
+            next(v for k, v in session.views.items() if v is not current)
+            if len(session.views) > 1
+            else None
+        )
         stale_view = other or current
         app.post_message(ViewReady(app.session.generation - 1, stale_view))
         await pilot.pause()
@@ -338,13 +355,19 @@ async def test_help_screen_lists_every_key(session):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = app.screen_text()
-        for keys in ("← / h", "→ / l", "Home", "End", "↑ / k", "↓ / j", "[", "]", "Ctrl+P",
-                     "?"):
+        for keys in ("← / h", "→ / l", "Home", "End", "↑ / k", "↓ / j", "[", "]", "Ctrl+P", "?"):
             assert keys in text, keys
         for binding in app.BINDINGS:
             assert binding.tooltip in text, binding.tooltip
-        for tip in ("cycle correlation", "bypass middle fusion", "export a snapshot",
-                    "open another sample", "next sample", "cycle themes", "command palette"):
+        for tip in (
+            "cycle correlation",
+            "bypass middle fusion",
+            "export a snapshot",
+            "open another sample",
+            "next sample",
+            "cycle themes",
+            "command palette",
+        ):
             assert tip in text, tip
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -357,11 +380,22 @@ async def test_command_palette_offers_every_action(session):
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         titles = [c.title for c in app_commands(app)]
-        for title in ("Next stage", "Previous stage", "Cycle correlation mode",
-                      "Cycle attention head", "Toggle counterfactual attention",
-                      "Toggle middle-fusion ablation", "Pick the attention input stage…",
-                      "Export snapshot", "Open sample…", "Next sample", "Previous sample",
-                      "Cycle theme", "Show keys", "Feed attention from alignn.1"):
+        for title in (
+            "Next stage",
+            "Previous stage",
+            "Cycle correlation mode",
+            "Cycle attention head",
+            "Toggle counterfactual attention",
+            "Toggle middle-fusion ablation",
+            "Pick the attention input stage…",
+            "Export snapshot",
+            "Open sample…",
+            "Next sample",
+            "Previous sample",
+            "Cycle theme",
+            "Show keys",
+            "Feed attention from alignn.1",
+        ):
             assert title in titles, title
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -389,8 +423,7 @@ async def test_next_and_previous_sample_of_a_jsonl(session, cell, tmp_path):
     row = json.loads(sample.read_text())
     row["tokens"] = str(tokens)
     second = dict(row, jid="ba4hfli-strained")
-    second["atoms"] = dict(row["atoms"],
-                           lattice_mat=(np.eye(3) * 6.9).tolist())
+    second["atoms"] = dict(row["atoms"], lattice_mat=(np.eye(3) * 6.9).tolist())
     jsonl = tmp_path / "two.jsonl"
     jsonl.write_text(json.dumps(row) + "\n" + json.dumps(second) + "\n")
     s = Session(_options(jsonl, None, tmp_path))
@@ -447,14 +480,29 @@ async def test_large_structure_heatmap_is_aggregated_and_says_so():
     feats = {s: rng.standard_normal((n, 16)).astype(np.float32) for s in stages}
     tokens = ("[CLS]", "ba", "li", "cubic", "[SEP]")
     att = rng.dirichlet(np.ones(len(tokens)), size=(2, n)).astype(np.float32)
-    trace = Trace(stages=stages, features=feats, elements=elements, prediction=0.5,
-                  tokens=tokens, token_mask=np.ones(len(tokens), bool), atom_to_text=att,
-                  counterfactual={s: att for s in stages[:-1]})
+    trace = Trace(
+        stages=stages,
+        features=feats,
+        elements=elements,
+        prediction=0.5,
+        tokens=tokens,
+        token_mask=np.ones(len(tokens), bool),
+        atom_to_text=att,
+        counterfactual={s: att for s in stages[:-1]},
+    )
     edges = np.arange(n)
     metrics = {s: stage_metrics(s, feats[s], edges, np.roll(edges, 1)) for s in stages}
-    view = build_view(trace, metrics=metrics, orbits=[[i] for i in range(n)], wyckoffs=None,
-                      spacegroup="P1", coordination=None, verdicts=[], audit_lines=[],
-                      meta={"sample_path": "big.json", "device": "cpu"})
+    view = build_view(
+        trace,
+        metrics=metrics,
+        orbits=[[i] for i in range(n)],
+        wyckoffs=None,
+        spacegroup="P1",
+        coordination=None,
+        verdicts=[],
+        audit_lines=[],
+        meta={"sample_path": "big.json", "device": "cpu"},
+    )
     assert view.aggregate == "element" and view.group_names == ["Li×125", "Ba×375"]
 
     class Prebuilt(Session):

@@ -36,18 +36,31 @@ class FakeReport:
 def _trace() -> Trace:
     rng = np.random.default_rng(0)
     stages = ("embed", "gcn.0")
-    return Trace(stages=stages,
-                 features={s: rng.standard_normal((3, 4)).astype(np.float32) for s in stages},
-                 elements=("Na", "Cl", "Cl"), prediction=1.5)
+    return Trace(
+        stages=stages,
+        features={s: rng.standard_normal((3, 4)).astype(np.float32) for s in stages},
+        elements=("Na", "Cl", "Cl"),
+        prediction=1.5,
+    )
 
 
 def test_snapshot_writes_every_file_into_a_new_timestamped_directory(tmp_path):
-    out = write_snapshot(tmp_path / "snaps", trace=_trace(), report=FakeReport(),
-                         svg="<svg></svg>", sample_id="JVASP 1/2", now=NOW)
+    out = write_snapshot(
+        tmp_path / "snaps",
+        trace=_trace(),
+        report=FakeReport(),
+        svg="<svg></svg>",
+        sample_id="JVASP 1/2",
+        now=NOW,
+    )
     assert out.parent == tmp_path / "snaps"
     assert out.name == "20260102-030405-JVASP-1-2"
     assert sorted(p.name for p in out.iterdir()) == [
-        "report.json", "report.md", "screen.svg", "trace.npz"]
+        "report.json",
+        "report.md",
+        "screen.svg",
+        "trace.npz",
+    ]
     assert json.loads((out / "report.json").read_text())["schema"] == "fga-tui.report/1"
     assert list(load_trace_npz(out / "trace.npz")["stages"]) == ["embed", "gcn.0"]
     assert (out / "screen.svg").read_text() == "<svg></svg>"
@@ -83,8 +96,9 @@ def test_a_failure_mid_write_leaves_no_partial_snapshot(tmp_path):
 
 def test_snapshot_module_never_imports_textual():
     code = "import sys, fga_tui.snapshot; assert 'textual' not in sys.modules; print('ok')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 

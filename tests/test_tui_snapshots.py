@@ -26,8 +26,15 @@ FROZEN = "load 0.50s prep 10ms trace 100ms diag 1.00s"
 def session(tmp_path_factory) -> Session:
     folder = tmp_path_factory.mktemp("snap")
     sample, tokens = ba4hfli(folder)
-    s = Session(SessionOptions(FIXTURES / "fork_ckpt.pt", sample, tokens=tokens, device="cpu",
-                               snapshot_dir=folder / "snaps"))
+    s = Session(
+        SessionOptions(
+            FIXTURES / "fork_ckpt.pt",
+            sample,
+            tokens=tokens,
+            device="cpu",
+            snapshot_dir=folder / "snaps",
+        )
+    )
     posted: list = []
     s.compute(s.next_generation(), s.initial_request(), posted.append, lambda: False)
     assert any(isinstance(m, ViewReady) for m in posted)
@@ -38,7 +45,8 @@ async def _ready(pilot) -> None:
     app = pilot.app
     start = time.monotonic()
     while (app.view is None or app.busy or not app.sample_counts) and (
-            time.monotonic() - start < 30):
+        time.monotonic() - start < 30
+    ):
         await asyncio.sleep(0.05)
     await app.workers.wait_for_complete()
     await pilot.pause(0.2)

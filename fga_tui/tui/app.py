@@ -56,36 +56,56 @@ class FgaApp(App[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left,h", "step(-1)", "Stage", key_display="←", tooltip="previous stage"),
-        Binding("right,l", "step(1)", "Stage", key_display="→", tooltip="next stage",
-                show=False),
+        Binding("right,l", "step(1)", "Stage", key_display="→", tooltip="next stage", show=False),
         Binding("home", "jump(0)", "First", show=False, tooltip="first stage"),
         Binding("end", "jump(-1)", "Last", show=False, tooltip="last stage"),
         Binding("up,k", "atom(-1)", "Atom", key_display="↑", tooltip="previous atom"),
         Binding("down,j", "atom(1)", "Atom", key_display="↓", tooltip="next atom", show=False),
-        Binding("left_square_bracket", "column(-1)", "Col", show=False,
-                tooltip="heat-map column left"),
-        Binding("right_square_bracket", "column(1)", "Col", show=False,
-                tooltip="heat-map column right"),
+        Binding(
+            "left_square_bracket", "column(-1)", "Col", show=False, tooltip="heat-map column left"
+        ),
+        Binding(
+            "right_square_bracket", "column(1)", "Col", show=False, tooltip="heat-map column right"
+        ),
         Binding("c", "cycle_mode", "Corr", tooltip="cycle correlation: centred / raw / cosine"),
-        Binding("H", "cycle_head", "Head", show=False,
-                tooltip="cycle attention heads: average, 0, 1, …"),
-        Binding("v", "toggle_counterfactual", "CF", show=False,
-                tooltip="words: counterfactual attention of the current stage"),
-        Binding("w", "toggle_stopwords", "Stopwords", show=False,
-                tooltip="words: hide stopwords and punctuation"),
+        Binding(
+            "H", "cycle_head", "Head", show=False, tooltip="cycle attention heads: average, 0, 1, …"
+        ),
+        Binding(
+            "v",
+            "toggle_counterfactual",
+            "CF",
+            show=False,
+            tooltip="words: counterfactual attention of the current stage",
+        ),
+        Binding(
+            "w",
+            "toggle_stopwords",
+            "Stopwords",
+            show=False,
+            tooltip="words: hide stopwords and punctuation",
+        ),
         Binding("f", "toggle_fusion", "Fusion", tooltip="ablation: bypass middle fusion"),
-        Binding("a", "pick_attention_stage", "Attn from",
-                tooltip="ablation: pick the stage feeding the attention"),
+        Binding(
+            "a",
+            "pick_attention_stage",
+            "Attn from",
+            tooltip="ablation: pick the stage feeding the attention",
+        ),
         Binding("s", "snapshot", "Snap", tooltip="export a snapshot directory"),
         Binding("o", "open_sample", "Open", show=False, tooltip="open another sample"),
         Binding("n", "other_sample(1)", "Next", show=False, tooltip="next sample of the file"),
-        Binding("p", "other_sample(-1)", "Prev", show=False,
-                tooltip="previous sample of the file"),
+        Binding("p", "other_sample(-1)", "Prev", show=False, tooltip="previous sample of the file"),
         Binding("t", "cycle_theme", "Theme", show=False, tooltip="cycle themes (incl. ansi)"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="all keys"),
         Binding("q", "quit", "Quit", tooltip="quit (also during a trace)"),
-        Binding("ctrl+p", "command_palette", "Palette", show=False,
-                tooltip="command palette: every action"),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Palette",
+            show=False,
+            tooltip="command palette: every action",
+        ),
     ]
 
     def __init__(
@@ -179,8 +199,13 @@ class FgaApp(App[None]):
         self._update_status()
         self._compute(generation, request)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="engine",
-          description="load, trace and diagnose")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="engine",
+        description="load, trace and diagnose",
+    )
     def _compute(self, generation: int, request: Request) -> None:
         worker = get_current_worker()
         session = self.session
@@ -190,8 +215,9 @@ class FgaApp(App[None]):
 
         session.compute(generation, request, self.post_message, cancelled)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="count",
-          description="count samples")
+    @work(
+        thread=True, exclusive=True, exit_on_error=False, group="count", description="count samples"
+    )
     def _count(self, path: Path) -> None:
         worker = get_current_worker()
         self.session.count(path, self.post_message, lambda: worker.is_cancelled)
@@ -227,15 +253,20 @@ class FgaApp(App[None]):
         stage = 0
         if old is not None and cur.stage < len(old.stages):
             name = old.stages[cur.stage]
-            stage = view.stages.index(name) if name in view.stages else min(
-                cur.stage, len(view.stages) - 1)
+            stage = (
+                view.stages.index(name)
+                if name in view.stages
+                else min(cur.stage, len(view.stages) - 1)
+            )
         same_atoms = old is not None and old.labels == view.labels
         atom = cur.atom if same_atoms else 0
-        column = cur.column if same_atoms and old is not None and (
-            len(old.groups) == len(view.groups)) else default_column(view)
+        column = (
+            cur.column
+            if same_atoms and old is not None and (len(old.groups) == len(view.groups))
+            else default_column(view)
+        )
         head = cur.head if cur.head is None or cur.head < view.num_heads else None
-        return cur.with_(stage=stage, atom=min(atom, view.num_atoms - 1), column=column,
-                         head=head)
+        return cur.with_(stage=stage, atom=min(atom, view.num_atoms - 1), column=column, head=head)
 
     def on_request_failed(self, message: RequestFailed) -> None:
         if message.generation != self.session.generation:
@@ -247,8 +278,11 @@ class FgaApp(App[None]):
 
             self.error = "failed"
             self._update_status()
-            title = "Cannot load the checkpoint" if self.session.loaded is None else (
-                "Cannot show this sample")
+            title = (
+                "Cannot load the checkpoint"
+                if self.session.loaded is None
+                else ("Cannot show this sample")
+            )
             self.push_screen(ErrorScreen(message.message, title=title), self._after_error)
             return
         self.error = message.message
@@ -285,24 +319,38 @@ class FgaApp(App[None]):
         view, cur = self.view, self.cursor
         titles: dict[str, tuple[str, str]] = {
             "#atoms-pane": ("atoms" if view is None else f"atoms ({view.num_atoms})", ""),
-            "#heat-pane": (f"{cur.mode} corr", "" if view is None or view.aggregate is None
-                           else f"by {view.aggregate} ({view.num_atoms}→{len(view.groups)})"),
+            "#heat-pane": (
+                f"{cur.mode} corr",
+                ""
+                if view is None or view.aggregate is None
+                else f"by {view.aggregate} ({view.num_atoms}→{len(view.groups)})",
+            ),
             "#words-pane": ("top words", ""),
             "#scrub-pane": ("stages", ""),
             "#verdict-pane": ("verdicts", ""),
         }
         if view is not None:
             head = "avg" if cur.head is None else f"h{cur.head}"
-            titles["#words-pane"] = (f"top words · {head}" + (" · CF" if cur.counterfactual
-                                     else "") + (" · -stop" if cur.stopwords else ""), "")
+            titles["#words-pane"] = (
+                f"top words · {head}"
+                + (" · CF" if cur.counterfactual else "")
+                + (" · -stop" if cur.stopwords else ""),
+                "",
+            )
             if view.ablation.active:
                 titles["#scrub-pane"] = (f"stages · ABLATION {view.ablation.describe()}", "")
             counts: dict[str, int] = {}
             for v in view.verdicts:
                 counts[v.severity] = counts.get(v.severity, 0) + 1
-            titles["#verdict-pane"] = ("verdicts " + " ".join(
-                f"{SEVERITY_MARK[s]}{counts[s]}" for s in ("error", "warning", "info")
-                if s in counts), "")
+            titles["#verdict-pane"] = (
+                "verdicts "
+                + " ".join(
+                    f"{SEVERITY_MARK[s]}{counts[s]}"
+                    for s in ("error", "warning", "info")
+                    if s in counts
+                ),
+                "",
+            )
         for selector, (title, subtitle) in titles.items():
             if self._title_cache.get(selector) != (title, subtitle):
                 self._title_cache[selector] = (title, subtitle)
@@ -317,10 +365,15 @@ class FgaApp(App[None]):
         count = None
         if self.view is not None:
             count = self.sample_counts.get(str(self.view.sample_path))
-        self.query_one("#status", StatusBar).update(status_text(
-            self.view, busy=self.busy, error=self.error, sample_count=count,
-            frozen_timings=self.frozen_timings,
-        ))
+        self.query_one("#status", StatusBar).update(
+            status_text(
+                self.view,
+                busy=self.busy,
+                error=self.error,
+                sample_count=count,
+                frozen_timings=self.frozen_timings,
+            )
+        )
 
     def _show_all(self) -> None:
         view, cur = self.view, self.cursor
@@ -360,7 +413,10 @@ class FgaApp(App[None]):
         if new.column != old.column or new.mode != old.mode:
             heat.show(view, new)
         if (new.head, new.counterfactual, new.stopwords) != (
-                old.head, old.counterfactual, old.stopwords):
+            old.head,
+            old.counterfactual,
+            old.stopwords,
+        ):
             words.show(view, new)
         self._titles()
 
@@ -451,8 +507,7 @@ class FgaApp(App[None]):
         choices = list(view.input_choices) or [s for s in view.stages if s != "fga"]
         here = view.stages[self.cursor.stage]
         highlight = here if here in choices else view.fga_input
-        self.push_screen(StagePickerScreen(choices, view.fga_input, highlight),
-                         self._picked_stage)
+        self.push_screen(StagePickerScreen(choices, view.fga_input, highlight), self._picked_stage)
 
     def _picked_stage(self, choice: str | None) -> None:
         from fga_tui.tui.screens.stage_picker import DEFAULT
@@ -475,8 +530,9 @@ class FgaApp(App[None]):
     def action_open_sample(self) -> None:
         from fga_tui.tui.screens.open_sample import OpenSampleScreen
 
-        self.push_screen(OpenSampleScreen(str(self._request.sample), self._request.index),
-                         self._opened)
+        self.push_screen(
+            OpenSampleScreen(str(self._request.sample), self._request.index), self._opened
+        )
 
     def _opened(self, choice: tuple[Path, int] | None) -> None:
         if choice is not None:
@@ -507,8 +563,13 @@ class FgaApp(App[None]):
         from fga_tui.snapshot import write_snapshot
 
         try:
-            path = write_snapshot(base, trace=view.trace, report=view.report, svg=svg,
-                                  sample_id=view.sample_id or "sample")
+            path = write_snapshot(
+                base,
+                trace=view.trace,
+                report=view.report,
+                svg=svg,
+                sample_id=view.sample_id or "sample",
+            )
         except InputError as exc:
             self.post_message(SnapshotFailed(exc.message))
             return
@@ -543,10 +604,17 @@ class FgaApp(App[None]):
 
         from rich.console import Console
 
-        console = Console(width=self.size.width, height=self.size.height, file=io.StringIO(),
-                          record=True, color_system=None, legacy_windows=False)
-        console.print(self.screen._compositor.render_update(
-            full=True, screen_stack=self._background_screens))
+        console = Console(
+            width=self.size.width,
+            height=self.size.height,
+            file=io.StringIO(),
+            record=True,
+            color_system=None,
+            legacy_windows=False,
+        )
+        console.print(
+            self.screen._compositor.render_update(full=True, screen_stack=self._background_screens)
+        )
         return console.export_text()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

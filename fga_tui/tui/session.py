@@ -172,14 +172,19 @@ class Session:
         except Exception as exc:  # a bug: show it in the app instead of crashing it
             self.last_traceback = traceback.format_exc()
             if not cancelled():
-                post(RequestFailed(generation, f"internal error: {type(exc).__name__}: {exc}",
-                                   first))
+                post(
+                    RequestFailed(generation, f"internal error: {type(exc).__name__}: {exc}", first)
+                )
             return
         if not cancelled():
             post(ViewReady(generation, view))
 
     def _step(
-        self, generation: int, step: int, post: Post, cancelled: IsCancelled,
+        self,
+        generation: int,
+        step: int,
+        post: Post,
+        cancelled: IsCancelled,
         fn: Callable[[], T],
     ) -> tuple[T, float]:
         if cancelled():
@@ -201,13 +206,17 @@ class Session:
         timings: dict[str, float] = {}
 
         if self.loaded is None:
+
             def load() -> tuple[Any, Any]:
                 from fga_tui import engine
 
                 engine.configure_threads(reserve_one_core=True)
                 loaded = engine.load_model(
-                    opts.checkpoint, device=opts.device, trust=opts.trust,
-                    fga_heads=opts.fga_heads, cm_heads=opts.cm_heads,
+                    opts.checkpoint,
+                    device=opts.device,
+                    trust=opts.trust,
+                    fga_heads=opts.fga_heads,
+                    cm_heads=opts.cm_heads,
                 )
                 baseline = None
                 if opts.baseline is not None:
@@ -237,7 +246,8 @@ class Session:
                     request.sample, index=request.index, max_atoms=opts.max_atoms
                 )
                 return engine.prepare_sample(
-                    loaded, sample,
+                    loaded,
+                    sample,
                     tokens_path=opts.tokens if initial else None,
                     text_model=opts.text_model,
                 )
@@ -259,9 +269,14 @@ class Session:
             from fga_tui.diagnostics.report import diagnose as run
 
             return run(
-                loaded, prepared, ablation=request.ablation, baseline=self.baseline,
+                loaded,
+                prepared,
+                ablation=request.ablation,
+                baseline=self.baseline,
                 baseline_path=None if opts.baseline is None else str(opts.baseline),
-                run_ablations=opts.run_ablations, audit=opts.audit, trace=traced,
+                run_ablations=opts.run_ablations,
+                audit=opts.audit,
+                trace=traced,
             )
 
         diagnosis, timings["diagnose"] = self._step(generation, 3, post, cancelled, diagnose)
@@ -278,7 +293,8 @@ class Session:
                 "device": str(loaded.device),
                 "timings": timings,
                 "input_choices": [
-                    s for s in loaded.stage_names(Ablation(no_fusion=request.ablation.no_fusion))
+                    s
+                    for s in loaded.stage_names(Ablation(no_fusion=request.ablation.no_fusion))
                     if s != "fga"
                 ],
                 "has_fusion": bool(loaded.config.fusion_indices),

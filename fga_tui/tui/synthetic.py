@@ -34,8 +34,14 @@ def _tokens(text: str) -> list[str]:
 
 
 def _write(
-    folder: Path, name: str, lattice: np.ndarray, frac: np.ndarray, elements: list[str],
-    text: str, width: int, seed: int,
+    folder: Path,
+    name: str,
+    lattice: np.ndarray,
+    frac: np.ndarray,
+    elements: list[str],
+    text: str,
+    width: int,
+    seed: int,
 ) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     sample = folder / f"{name}.json"
@@ -66,17 +72,25 @@ def _write(
 def ba4hfli(folder: str | Path, width: int = 768, a: float = 6.5) -> tuple[Path, Path]:
     """Write ``ba4hfli.json`` and ``ba4hfli.tokens.npz``; returns their paths."""
     x = 0.25
-    frac = np.array([
-        [x, x, x], [1 - x, 1 - x, x], [1 - x, x, 1 - x], [x, 1 - x, 1 - x],
-        [0.0, 0.0, 0.0], [0.5, 0.5, 0.5],
-    ])
+    frac = np.array(
+        [
+            [x, x, x],
+            [1 - x, 1 - x, x],
+            [1 - x, x, 1 - x],
+            [x, 1 - x, 1 - x],
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+        ]
+    )
     elements = ["Ba", "Ba", "Ba", "Ba", "Hf", "Li"]
-    return _write(Path(folder), "ba4hfli", np.eye(3) * a, frac, elements, BA4HFLI_TEXT,
-                  width, seed=6)
+    return _write(
+        Path(folder), "ba4hfli", np.eye(3) * a, frac, elements, BA4HFLI_TEXT, width, seed=6
+    )
 
 
-def supercell(folder: str | Path, width: int = 768, reps: int = 5, a: float = 4.9,
-              rattle: float = 0.01) -> tuple[Path, Path]:
+def supercell(
+    folder: str | Path, width: int = 768, reps: int = 5, a: float = 4.9, rattle: float = 0.01
+) -> tuple[Path, Path]:
     """Write a ``reps``³ supercell of L1₂ Ba₃Li (4·reps³ atoms, 500 by default), rattled."""
     base = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]])
     cells = np.array([[i, j, k] for i in range(reps) for j in range(reps) for k in range(reps)])
@@ -85,5 +99,6 @@ def supercell(folder: str | Path, width: int = 768, reps: int = 5, a: float = 4.
     rng = np.random.default_rng(500)
     frac = (frac + rng.uniform(-rattle, rattle, frac.shape) / (a * reps)) % 1.0
     name = f"ba3li_{len(elements)}"
-    return _write(Path(folder), name, np.eye(3) * a * reps, frac, elements, BA3LI_TEXT,
-                  width, seed=500)
+    return _write(
+        Path(folder), name, np.eye(3) * a * reps, frac, elements, BA3LI_TEXT, width, seed=500
+    )

@@ -128,8 +128,9 @@ class View:
         if A is None:
             return None
         keep = {el.lower() for el in self.elements}
-        ranked = top_words(A, self.tokens, self.token_mask, k=k, head=head,
-                           stopwords=stopwords, keep=keep)
+        ranked = top_words(
+            A, self.tokens, self.token_mask, k=k, head=head, stopwords=stopwords, keep=keep
+        )
         if len(self._words) > 64:
             self._words.clear()
         self._words[key] = ranked
@@ -141,7 +142,9 @@ def _float(x: float | None) -> float:
 
 
 def heatmap_groups(
-    labels: Sequence[str], elements: Sequence[str], orbits: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    elements: Sequence[str],
+    orbits: Sequence[Sequence[int]],
     full_max: int = FULL_MATRIX_MAX,
 ) -> tuple[list[list[int]], list[str], str | None, frozenset[int]]:
     """Heat-map rows: every atom in orbit order (separators between orbits) up to ``full_max``
@@ -161,11 +164,10 @@ def heatmap_groups(
         for el in elements:
             first_seen.setdefault(el, len(first_seen))
         ordered = sorted(orbits, key=lambda o: (first_seen[elements[o[0]]], o[0]))
-        names = [
-            labels[o[0]] if len(o) == 1 else f"{labels[o[0]]}×{len(o)}" for o in ordered
-        ]
+        names = [labels[o[0]] if len(o) == 1 else f"{labels[o[0]]}×{len(o)}" for o in ordered]
         starts = frozenset(
-            g for g in range(1, len(ordered))
+            g
+            for g in range(1, len(ordered))
             if elements[ordered[g][0]] != elements[ordered[g - 1][0]]
         )
         return [list(o) for o in ordered], names, "orbit", starts
@@ -177,7 +179,9 @@ def heatmap_groups(
 
 
 def stage_matrices(
-    features: Mapping[str, np.ndarray], stages: Sequence[str], groups: list[list[int]],
+    features: Mapping[str, np.ndarray],
+    stages: Sequence[str],
+    groups: list[list[int]],
     aggregate: str | None,
 ) -> dict[str, np.ndarray]:
     """float32 [S, G, G] per mode (see ``View.matrices``)."""
@@ -227,8 +231,10 @@ def build_view(
     labels = tuple(trace.labels)
     groups, names, aggregate, separators = heatmap_groups(labels, trace.elements, orbits, full_max)
     norms = np.stack(
-        [np.linalg.norm(np.asarray(trace.features[s], dtype=np.float64), axis=1)
-         for s in trace.stages]
+        [
+            np.linalg.norm(np.asarray(trace.features[s], dtype=np.float64), axis=1)
+            for s in trace.stages
+        ]
     ).astype(np.float32)
     multi_orbit = len(orbits) > 1
     xorb = [

@@ -21,9 +21,18 @@ verdicts   the diagnosis, the ablations it ran, the checkpoint audit"""
 
 
 KEY_LABELS = {
-    "left": "←", "right": "→", "up": "↑", "down": "↓", "home": "Home", "end": "End",
-    "question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]",
-    "ctrl+p": "Ctrl+P", "escape": "Esc", "enter": "Enter",
+    "left": "←",
+    "right": "→",
+    "up": "↑",
+    "down": "↓",
+    "home": "Home",
+    "end": "End",
+    "question_mark": "?",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "ctrl+p": "Ctrl+P",
+    "escape": "Esc",
+    "enter": "Enter",
 }
 
 

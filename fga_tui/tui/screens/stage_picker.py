@@ -37,8 +37,10 @@ class StagePickerScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "Feed the attention from… (Enter picks, Esc cancels)"
-            yield Static("The model's own input stage is the default; an earlier stage means "
-                         "fewer GNN layers before the attention (remedy 2).")
+            yield Static(
+                "The model's own input stage is the default; an earlier stage means "
+                "fewer GNN layers before the attention (remedy 2)."
+            )
             options = [Option("default (no ablation)", id=DEFAULT)]
             for stage in self._stages:
                 mark = "  ◆ current" if stage == self._current else ""

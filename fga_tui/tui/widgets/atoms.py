@@ -30,8 +30,10 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     wy = view.wyckoffs[i] if i < len(view.wyckoffs) else "?"
     cn = "?" if view.coordination is None else str(int(view.coordination[i]))
     norm = float(view.norms[cursor.stage, i])
-    return (f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
-            f"{cn:>3} {norm:>7.4g}")
+    return (
+        f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+        f"{cn:>3} {norm:>7.4g}"
+    )
 
 
 class AtomList(ScrollView, can_focus=True):

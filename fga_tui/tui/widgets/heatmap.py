@@ -27,8 +27,15 @@ if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
 #: (lower bound, glyph), highest first; the legend is built from this table.
-LEVELS = ((0.95, "█"), (0.8, "▓"), (0.5, "▒"), (0.15, "░"), (-0.15, "·"), (-0.5, "-"),
-          (-math.inf, "="))
+LEVELS = (
+    (0.95, "█"),
+    (0.8, "▓"),
+    (0.5, "▒"),
+    (0.15, "░"),
+    (-0.15, "·"),
+    (-0.5, "-"),
+    (-math.inf, "="),
+)
 LEGEND = ("█≥.95 ▓≥.8 ▒≥.5 ░≥.15", "·≈0 -<-.15 =<-.5")
 COLOUR_LEGEND = "colour: −1 blue, 0 grey, +1 red"
 #: ANSI colour per level (for the ansi themes: the terminal's own palette).
@@ -250,8 +257,11 @@ class Heatmap(CachedLines, can_focus=False):
                         out.append("│", Style(dim=True))
                         continue
                     v = float(M[r, c])
-                    st = cursor_style if (r, c) == (row, col) else cell_style(
-                        v, ansi=self.ansi, background=False)
+                    st = (
+                        cursor_style
+                        if (r, c) == (row, col)
+                        else cell_style(v, ansi=self.ansi, background=False)
+                    )
                     ch = glyph(v)
                     if (r, c) == (row, col) and layout.cell == 2 and prev != c:
                         ch = "◆"

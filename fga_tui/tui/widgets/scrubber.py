@@ -47,9 +47,11 @@ def _fmt(x: float, spec: str) -> str:
 def stage_values(view: View, stage: int) -> str:
     """The current stage's numbers in one line."""
     c = view.curves
-    return (f"{stage + 1}/{len(view.stages)} {view.stages[stage]} · "
-            f"x-orb {_fmt(c['xorbit'][stage], '+.3f')} · MAD {_fmt(c['mad'][stage], '.3f')} · "
-            f"erank {_fmt(c['erank'][stage], '.2f')}")
+    return (
+        f"{stage + 1}/{len(view.stages)} {view.stages[stage]} · "
+        f"x-orb {_fmt(c['xorbit'][stage], '+.3f')} · MAD {_fmt(c['mad'][stage], '.3f')} · "
+        f"erank {_fmt(c['erank'][stage], '.2f')}"
+    )
 
 
 class StageStrip(CachedLines):
@@ -196,13 +198,15 @@ class CurvePlot(Widget):
         width, height = self.size.width, self.size.height
         wide = width >= WIDE_PLOT
         plot_h = height if wide else height - 1
-        text = Text.from_ansi(build_plot(self._view, stage, width, max(3, plot_h)),
-                              no_wrap=True, overflow="crop")
+        text = Text.from_ansi(
+            build_plot(self._view, stage, width, max(3, plot_h)), no_wrap=True, overflow="crop"
+        )
         if not wide:
             text = Text("\n", no_wrap=True).join([legend_text(self._view, wide), text])
         base = self.rich_style
-        strips = [s.crop_extend(0, width, base)
-                  for s in text_to_strips(text, self.app.console, base)]
+        strips = [
+            s.crop_extend(0, width, base) for s in text_to_strips(text, self.app.console, base)
+        ]
         self._blank = Strip.blank(width, base)
         self._cache[key] = strips
         while len(self._cache) > CACHE_SIZE:
@@ -229,8 +233,13 @@ class CurvePlot(Widget):
         width = self.size.width
         if self._view is None or self.size.width < 20 or self.size.height < 4:
             if y == 0 and self._view is not None:
-                return Strip(list(Text("(too small for the curves)", style="dim").render(
-                    self.app.console, end=""))).crop_extend(0, width, self.rich_style)
+                return Strip(
+                    list(
+                        Text("(too small for the curves)", style="dim").render(
+                            self.app.console, end=""
+                        )
+                    )
+                ).crop_extend(0, width, self.rich_style)
             return Strip.blank(width, self.rich_style)
         strips = self._lines(self._cursor.stage)
         if y < len(strips):

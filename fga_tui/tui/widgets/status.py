@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
 
-
 def _s(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
 
@@ -57,8 +56,10 @@ def status_text(
     out.append(" │ ")
     out.append(f"pred {view.prediction:.4g}")
     out.append(" │ ")
-    out.append(frozen_timings if frozen_timings is not None else timings_text(view.timings),
-               Style(dim=True))
+    out.append(
+        frozen_timings if frozen_timings is not None else timings_text(view.timings),
+        Style(dim=True),
+    )
     return out
 
 

@@ -80,5 +80,6 @@ class VerdictPanel(VerticalScroll):
 
     def show(self, view: View | None) -> None:
         body = self.query_one("#verdict-body", Static)
-        body.update(Text("waiting for the diagnosis…", style="dim") if view is None
-                    else verdict_text(view))
+        body.update(
+            Text("waiting for the diagnosis…", style="dim") if view is None else verdict_text(view)
+        )

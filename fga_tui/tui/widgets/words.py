@@ -75,7 +75,9 @@ class TopWords(CachedLines):
 
     def _all(self, view: View, cursor: Cursor) -> list[list[tuple[str, float]]] | None:
         return view.top_words(
-            source_stage(view, cursor), cursor.head, k=max(10, self.size.height - 2),
+            source_stage(view, cursor),
+            cursor.head,
+            k=max(10, self.size.height - 2),
             stopwords=self.stopwords if cursor.stopwords else None,
         )
 
@@ -87,11 +89,16 @@ class TopWords(CachedLines):
         if not all_atoms or view.num_atoms < 2:
             return ""
         mine = {w for w, _ in all_atoms[cursor.atom][:SHARED_K]}
-        same = [i for i, words in enumerate(all_atoms)
-                if i != cursor.atom and {w for w, _ in words[:SHARED_K]} == mine]
+        same = [
+            i
+            for i, words in enumerate(all_atoms)
+            if i != cursor.atom and {w for w, _ in words[:SHARED_K]} == mine
+        ]
         orbits = {int(view.orbit_of[i]) for i in same} - {int(view.orbit_of[cursor.atom])}
-        return (f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
-                f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})")
+        return (
+            f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
+            f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})"
+        )
 
     def cache_key(self) -> tuple:
         cur = self._cursor
