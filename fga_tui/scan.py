@@ -13,12 +13,13 @@ import math
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 import numpy as np
@@ -189,6 +190,32 @@ def _row_ok(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
     }
 
 
+def _assemble_job(
+    model_view: Any,
+    position: int,
+    prepared: Any,
+    trace: Any,
+    audit_result: Any,
+    ablation_traces: dict[str, Any],
+    stopwords: set[str] | None,
+    symmetry: Any,
+) -> dict[str, Any]:
+    """Diagnosis of one traced sample -> its JSONL row (numpy only: runs in a worker process)."""
+    from fga_tui.diagnostics.report import assemble
+
+    diag = assemble(
+        model_view,
+        prepared,
+        trace,
+        audit_result=audit_result,
+        ablation_traces=ablation_traces,
+        stopwords=stopwords,
+        symmetry=symmetry,
+        lean=True,
+    )
+    return _row_ok(position, diag, trace)
+
+
 def _graph_job(structure: Any) -> tuple[Any, Any]:
     """The CPU work per structure that needs no model: crystal graph and symmetry orbits."""
     from fga_tui.structure.graph import build_graph
@@ -197,14 +224,13 @@ def _graph_job(structure: Any) -> tuple[Any, Any]:
     return build_graph(structure, cart_coords=structure.source_cart), analyse_symmetry(structure)
 
 
-def _graphs(structures: Sequence[Any], workers: int) -> tuple[Iterator[Any], Executor | None]:
-    """(graph, symmetry) in input order; computed ahead in worker processes when ``workers`` > 1,
-    so the model's device never waits on Python neighbour searches."""
-    if workers <= 1 or len(structures) < 8:
-        return (_graph_job(s) for s in structures), None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+def _graphs(structures: Sequence[Any], pool: Executor | None, workers: int) -> Iterator[Any]:
+    """(graph, symmetry) in input order; computed ahead in the worker processes when there is a
+    pool, so the model's device never waits on Python neighbour searches."""
+    if pool is None:
+        return (_graph_job(s) for s in structures)
     chunk = max(1, min(16, len(structures) // (4 * workers)))
-    return pool.map(_graph_job, structures, chunksize=chunk), pool
+    return pool.map(_graph_job, structures, chunksize=chunk)
 
 
 class Progress:
@@ -254,7 +280,6 @@ def scan(
     """Diagnose every sample of ``data``; write one JSON line per sample to ``out``."""
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
-    from fga_tui.diagnostics.report import assemble
     from fga_tui.io.sample import iter_samples
     from fga_tui.io.tokens import load_tokens
     from fga_tui.text.encoders import resolve_token_states
@@ -290,8 +315,20 @@ def scan(
             emit(_row_error(position, None, item.message))
 
     if workers == 0:
-        workers = max(1, min(4, (os.cpu_count() or 1) - 1))
-    graphs, pool = _graphs([s.structure for _, s in good], workers)
+        workers = max(1, min(8, (os.cpu_count() or 1) - 1))
+    pool: Executor | None = None
+    if workers > 1 and len(good) >= 8:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    # What the workers' diagnosis needs of the model: its config and provenance (picklable).
+    model_view = SimpleNamespace(config=loaded.config, info=loaded.info)
+    pending: deque[Future] = deque()
+
+    def drain(block: bool) -> None:
+        """Emit finished rows in input order."""
+        while pending and (block or pending[0].done()):
+            emit(pending.popleft().result())
+
+    graphs = _graphs([s.structure for _, s in good], pool, workers)
     try:
         batch: list[tuple[int, Any, Any]] = []
 
@@ -307,18 +344,13 @@ def scan(
                 )
                 extra = [{"no_fusion": t} for t in nf]
             for (position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
-                diag = assemble(
-                    loaded,
-                    prep,
-                    trace,
-                    audit_result=audit_result,
-                    ablation_traces=abl,
-                    stopwords=stopwords,
-                    symmetry=sym,
-                    lean=True,
-                )
-                emit(_row_ok(position, diag, trace))
+                args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym)
+                if pool is None:
+                    emit(_assemble_job(*args))
+                else:
+                    pending.append(pool.submit(_assemble_job, *args))
             batch.clear()
+            drain(block=False)
 
         for (position, sample), (graph, sym) in zip(good, graphs, strict=True):
             try:
@@ -333,12 +365,14 @@ def scan(
                     )
                 prepared = engine.prepare_sample(loaded, sample, graph=graph, tokens=tokens)
             except InputError as exc:
+                drain(block=True)
                 emit(_row_error(position, sample.id, exc.message))
                 continue
             batch.append((position, prepared, sym))
             if len(batch) >= batch_size:
                 flush()
         flush()
+        drain(block=True)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -1,7 +1,9 @@
 """Run the model once with capture and split the batch into per-structure ``Trace`` objects.
 
-Counterfactual attention costs one small query projection per stage (the tokens' keys are
-reused), so a full trace is barely more expensive than a plain forward.
+Counterfactual attention costs one small query projection for all stages at once (the tokens'
+keys are reused), so a full trace is barely more expensive than a plain forward. Every captured
+tensor crosses to the host once, whole, and is sliced per structure there: on a GPU, hundreds
+of small device-to-host copies would cost more than the forward.
 """
 
 from __future__ import annotations
@@ -14,14 +16,40 @@ import torch
 
 from fga_tui.io.types import TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
-from fga_tui.model.batch import collate_graphs, collate_tokens
+from fga_tui.model.batch import GraphBatch, collate_graphs, collate_tokens
 from fga_tui.model.capture import Capture
 from fga_tui.structure.types import CrystalGraph
 from fga_tui.trace import Ablation, Trace
 
+#: Counterfactuals of all stages are computed in one batched call below this many weights.
+CF_BATCH_LIMIT = 1 << 25
+
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
+
+
+def counterfactuals_all(
+    model: ALIGNNText,
+    capture: Capture,
+    batch: GraphBatch,
+    token_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Atom-to-token weights [S, B, H, M, L] and queries [S, B, H, M, d] for every captured
+    stage, as if the fine-grained block read that stage's node features."""
+    fga = model.fine_grained_attention
+    keys = capture.tensors["fga.keys"]  # [B, H, L, d]
+    node_mask = capture.tensors["node_mask"]  # [B, M]
+    feats = torch.stack([capture.features[s] for s in capture.stages])  # [S, N, C]
+    s, b, m = feats.shape[0], *node_mask.shape
+    padded = feats.new_zeros((s, b, m, feats.shape[-1]))
+    padded[:, node_mask] = feats
+    queries = fga.atom_queries(padded.view(s * b, m, -1))  # [S*B, H, M, d]
+    if s * b * fga.num_heads * m * keys.shape[2] <= CF_BATCH_LIMIT:
+        weights = fga.attend(queries, keys.repeat(s, 1, 1, 1), token_mask.repeat(s, 1))
+    else:  # bound memory: one stage at a time
+        weights = torch.cat([fga.attend(q, keys, token_mask) for q in queries.split(b)], dim=0)
+    return weights.view(s, b, *weights.shape[1:]), queries.view(s, b, *queries.shape[1:])
 
 
 def trace_batch(
@@ -33,7 +61,11 @@ def trace_batch(
     ablation: Ablation | None = None,
     counterfactuals: bool = True,
 ) -> list[Trace]:
-    """One traced forward over a batch; returns one ``Trace`` per graph (model in eval mode)."""
+    """One traced forward over a batch; returns one ``Trace`` per graph (model in eval mode).
+
+    Without ``counterfactuals`` the traces still carry the queries of the stage that fed the
+    attention (for the logit decomposition), taken from the forward itself.
+    """
     ablation = ablation or Ablation()
     device = next(model.parameters()).device
     t0 = time.perf_counter()
@@ -44,21 +76,27 @@ def trace_batch(
         out = model(
             batch, text, capture=capture, no_fusion=ablation.no_fusion, fga_from=ablation.fga_from
         )
-        cf: dict[str, torch.Tensor] = {}
-        queries: dict[str, torch.Tensor] = {}
-        if counterfactuals and model.has_fga and text is not None:
-            keys = capture.tensors["fga.keys"]
-            for stage in capture.stages:
-                cf[stage], queries[stage] = model.counterfactual_attention(
-                    capture.features[stage], batch, keys, text.mask
-                )
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        has_attention = "attn.atom_to_text" in capture.tensors
+        cf_w = cf_q = None
+        if counterfactuals and has_attention:
+            cf_w, cf_q = counterfactuals_all(model, capture, batch, text.mask)
+        host = {
+            name: _np(t)
+            for name, t in capture.tensors.items()
+            if name not in ("fga.tokens", "node_mask")
+        }
+        feats = _np(torch.cat([capture.features[s] for s in capture.stages], dim=1))
+        cf_np = None if cf_w is None else _np(cf_w)
+        cq_np = None if cf_q is None else _np(cf_q)
+        out_np = _np(out)
+        mask_np = None if text is None else text.mask.cpu().numpy()
     forward_s = time.perf_counter() - t0
 
-    out_np = _np(out)
+    stages = tuple(capture.stages)
+    widths = np.cumsum([0] + [capture.features[s].shape[1] for s in stages])
     offsets = np.cumsum([0, *batch.num_nodes])
     scale = model.fine_grained_attention.scale if model.has_fga else 1.0
+    fin = stages[stages.index("fga") - 1] if "fga" in stages else None
     traces = []
     for i, graph in enumerate(graphs):
         n = graph.num_nodes
@@ -66,40 +104,48 @@ def trace_batch(
         tokens: tuple[str, ...] = ()
         mask = None
         a2t = t2a = keys_i = None
+        counterfactual: dict[str, np.ndarray] = {}
+        queries: dict[str, np.ndarray] = {}
         if text is not None:
             length = token_states[i].length
             tokens = tuple(token_states[i].tokens)
-            mask = _np(text.mask[i, :length]).astype(bool)
-            if "attn.atom_to_text" in capture.tensors:
-                a2t = _np(capture.tensors["attn.atom_to_text"][i, :, :n, :length])
-                t2a = _np(capture.tensors["attn.text_to_atom"][i, :, :length, :n])
-                keys_i = _np(capture.tensors["fga.keys"][i, :, :length])
+            mask = mask_np[i, :length].astype(bool)
+            if has_attention:
+                a2t = host["attn.atom_to_text"][i, :, :n, :length]
+                t2a = host["attn.text_to_atom"][i, :, :length, :n]
+                keys_i = host["fga.keys"][i, :, :length]
+                if cf_np is not None:
+                    for k, s in enumerate(stages):
+                        counterfactual[s] = cf_np[k, i, :, :n, :length]
+                        queries[s] = cq_np[k, i, :, :n] * scale
+                elif fin is not None:
+                    queries[fin] = host["fga.queries"][i, :, :n] * scale
         extras = {}
-        for name, value in capture.tensors.items():
+        for name, value in host.items():
             if name.startswith("fusion.") and name.endswith(".gate"):
-                extras[name] = _np(value[lo:hi])
+                extras[name] = value[lo:hi]
             elif name.startswith("fusion.") and name.endswith(".text"):
-                extras[name] = _np(value[i])
-        if "text.embedding" in capture.tensors:
-            extras["text.embedding"] = _np(capture.tensors["text.embedding"][i])
+                extras[name] = value[i]
+        if "text.embedding" in host:
+            extras["text.embedding"] = host["text.embedding"][i]
         pred = out_np[i].reshape(-1)
         traces.append(
             Trace(
-                stages=tuple(capture.stages),
-                features={s: _np(capture.features[s][lo:hi]) for s in capture.stages},
+                stages=stages,
+                features={s: feats[lo:hi, widths[k] : widths[k + 1]] for k, s in enumerate(stages)},
                 elements=tuple(elements[i]),
                 prediction=float(pred[0]) if pred.size == 1 else float(pred.max()),
                 tokens=tokens,
                 token_mask=mask,
                 atom_to_text=a2t,
                 text_to_atom=t2a,
-                counterfactual={s: _np(w[i, :, :n, : len(tokens)]) for s, w in cf.items()},
-                queries={s: _np(q[i, :, :n]) * scale for s, q in queries.items()},
+                counterfactual=counterfactual,
+                queries=queries,
                 keys=keys_i,
                 global_attention={
-                    name.split(".", 1)[1]: _np(capture.tensors[name][i]).reshape(-1)
+                    name.split(".", 1)[1]: host[name][i].reshape(-1)
                     for name in ("global.graph_to_text", "global.text_to_graph")
-                    if name in capture.tensors
+                    if name in host
                 },
                 extras=extras,
                 ablation=ablation,
