@@ -113,7 +113,7 @@ FgaFrom = Annotated[
     typer.Option("--fga-from", help="Ablation: feed the attention block from this stage."),
 ]
 Index = Annotated[int, typer.Option("--index", help="Row of a JSONL/list sample file.")]
-MaxAtoms = Annotated[int, typer.Option("--max-atoms", help="Refuse larger structures.")]
+MaxAtoms = Annotated[int, typer.Option("--max-atoms", min=1, help="Refuse larger structures.")]
 
 
 def _version(value: bool) -> None:
@@ -155,6 +155,17 @@ def _load(
         loaded, smp, tokens_path=tokens, text_model=text_model, vocab_mappings=vocab_mappings
     )
     return loaded, prepared
+
+
+def _check_paths(**paths: Path | None) -> None:
+    """Each given path must exist (a file, except a sample, which may be a folder)."""
+    for name, path in paths.items():
+        if path is None:
+            continue
+        if not path.exists():
+            raise InputError(path, "no such file or directory")
+        if name != "sample" and path.is_dir():
+            raise InputError(path, "is a directory, not a file")
 
 
 @app.command()
@@ -514,6 +525,13 @@ def open_(
     ] = True,
 ) -> None:
     """Open the interactive inspector (the default command: `fga-tui CKPT SAMPLE`)."""
+    # Obvious mistakes fail here, before the screen switches; problems inside the files are
+    # found by the worker and shown in the app.
+    _check_paths(ckpt=ckpt, sample=sample, tokens=tokens, baseline=baseline)
+    if text_model is not None and not text_model.is_dir():
+        raise InputError(text_model, "text model directory does not exist")
+    if snapshot_dir.exists() and not snapshot_dir.is_dir():
+        raise InputError(snapshot_dir, "exists and is not a directory")
     from fga_tui.trace import Ablation
     from fga_tui.tui.app import FgaApp
     from fga_tui.tui.session import SessionOptions

@@ -290,6 +290,19 @@ def scan(
     # failure of every row.
     shared_tokens = load_tokens(tokens_path) if tokens_path is not None else None
     mappings = load_vocab_mappings(vocab_mappings) if vocab_mappings is not None else None
+    width = loaded.config.text_hidden_dim
+    if (
+        shared_tokens is not None
+        and loaded.needs_text
+        and shared_tokens.embeddings.shape[1] != width
+    ):
+        raise InputError(
+            tokens_path,
+            f"token embeddings are {shared_tokens.embeddings.shape[1]}-wide but the checkpoint's "
+            f"text projection expects {width}",
+        )
+    if text_model is not None and not Path(text_model).is_dir():
+        raise InputError(text_model, "text model directory does not exist")
     items: list[tuple[int, Sample | InputError]] = []
     for position, item in iter_samples(data, max_atoms=max_atoms):
         if limit is not None and len(items) >= limit:
@@ -336,7 +349,7 @@ def scan(
             if not batch:
                 return
             prepared = [p for _, p, _ in batch]
-            traces = engine.run_traces(loaded, prepared)
+            traces = engine.run_traces(loaded, prepared, counterfactuals=False)
             extra: list[dict[str, Any]] = [{} for _ in batch]
             if ablations and loaded.config.fusion_indices:
                 nf = engine.run_traces(

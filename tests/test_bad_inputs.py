@@ -14,6 +14,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,7 +165,20 @@ _ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
-def test_default_command_with_a_missing_checkpoint_shows_the_error_not_a_traceback(
+def test_default_command_with_a_missing_checkpoint_exits_2_before_the_ui(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*ENTRY, str(tmp_path / "missing.pt"), str(NACL_JSON)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"fga-tui: {tmp_path / 'missing.pt'}: no such file or directory"
+    assert proc.stdout == ""
+
+
+def test_default_command_with_a_corrupt_checkpoint_shows_the_error_not_a_traceback(
     tmp_path: Path,
 ) -> None:
     """``fga-tui CKPT SAMPLE`` opens the TUI, which loads in a worker and shows a bad checkpoint
@@ -173,7 +187,9 @@ def test_default_command_with_a_missing_checkpoint_shows_the_error_not_a_traceba
     import struct
     import termios
 
-    missing = tmp_path / "missing.pt"
+    elsewhere = Path(tempfile.mkdtemp())
+    missing = elsewhere / "corrupt.pt"
+    missing.write_bytes(b"this is not a checkpoint")
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
@@ -198,7 +214,7 @@ def test_default_command_with_a_missing_checkpoint_shows_the_error_not_a_traceba
                 except OSError:
                     break
             screen = _ANSI.sub(b"", raw).decode("utf-8", "replace")
-            if not quit_sent and f"{missing}: no such file" in screen:
+            if not quit_sent and f"{missing}: " in screen:
                 os.write(master, b"q")
                 quit_sent = True
         code = proc.wait(timeout=30)

@@ -159,8 +159,12 @@ def diagnose(
     audit: bool = True,
     stopwords: set[str] | None = None,
     trace: Trace | None = None,
+    audit_result: Any = None,
 ) -> Diagnosis:
     """Everything fga-tui knows about one sample, with verdicts.
+
+    ``audit_result`` reuses an audit already computed for this checkpoint (it depends on the
+    weights, not on the sample's values), skipping its backward pass.
 
     Runs the trace (unless given), the audit (one backward pass) and, when they can tell causes
     apart, the ablations: bypassing middle fusion, and feeding the attention block from the stage
@@ -172,11 +176,8 @@ def diagnose(
     ablation = ablation or Ablation()
     if trace is None:
         trace = engine.run_trace(loaded, prepared, ablation)
-    audit_result = (
-        audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
-        if audit
-        else None
-    )
+    if audit_result is None and audit:
+        audit_result = audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
         traces = cause_ablations(loaded, prepared, trace)

@@ -25,6 +25,12 @@ def load_tokens(path: str | Path) -> TokenStates:
         raise InputError(path, "token file does not exist")
     if path.is_dir():
         raise InputError(path, "is a directory, expected a .npz token file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04" and not magic.startswith(b"\x93NUM"):
+        raise InputError(
+            path, "is not an .npz archive (expected a zip of tokens, embeddings and mask arrays)"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:  # any parser failure on an untrusted file is the file's fault

@@ -138,6 +138,7 @@ class Session:
         self.options = options
         self.generation = 0
         self.loaded: Any = None
+        self.audit_result: Any = None
         self.prepared: Any = None
         self.prepared_key: tuple[str, int] | None = None
         self.views: dict[tuple[str, int, Ablation], View] = {}
@@ -230,6 +231,7 @@ class Session:
                 if cancelled():
                     raise Cancelled
                 self.loaded, self.baseline = loaded, baseline
+                self.audit_result = None  # the audit belongs to the weights: redo for new ones
                 self._load_s = took
         loaded = self.loaded
         timings["load"] = self._load_s or 0.0
@@ -277,9 +279,11 @@ class Session:
                 run_ablations=opts.run_ablations,
                 audit=opts.audit,
                 trace=traced,
+                audit_result=self.audit_result,
             )
 
         diagnosis, timings["diagnose"] = self._step(generation, 3, post, cancelled, diagnose)
+        self.audit_result = diagnosis.audit
 
         def build() -> View:
             from fga_tui.trace import Ablation
