@@ -330,7 +330,8 @@ def scan(
     if workers == 0:
         workers = max(1, min(8, (os.cpu_count() or 1) - 1))
     pool: Executor | None = None
-    if workers > 1 and len(good) >= 8:
+    # Spawning a worker costs about a second (imports); it pays off from a few dozen samples each.
+    if workers > 1 and len(good) >= 32 * workers:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
     # What the workers' diagnosis needs of the model: its config and provenance (picklable).
     model_view = SimpleNamespace(config=loaded.config, info=loaded.info)

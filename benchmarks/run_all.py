@@ -1,0 +1,111 @@
+"""Every benchmark of the project in one table (ratios from one run on one machine).
+
+Run: ``python benchmarks/run_all.py [--quick]``. Rows:
+- engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
+- crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
+- scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
+- TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets.
+Nothing asserts; a MISS is information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def graph_rows(quick: bool) -> list[dict[str, Any]]:
+    """Our builder vs upstream's neighbour search + edge data (the part a scan pays per sample)."""
+    import bench_graph
+    from _common import median_ms
+    from alignn import graphs
+    from jarvis.core.atoms import Atoms
+
+    from fga_tui.structure.graph import build_graph
+
+    rows = []
+    for reps in ((1, 1, 1), (2, 2, 2), (3, 3, 3)):
+        s = bench_graph.srtio3(reps)
+        atoms = Atoms(lattice_mat=s.lattice, coords=s.frac_coords, elements=list(s.elements))
+
+        def upstream(atoms: Atoms = atoms) -> None:
+            edges, _ = graphs.nearest_neighbor_edges(
+                atoms=atoms, cutoff=8.0, max_neighbors=12, use_canonize=True
+            )
+            graphs.build_undirected_edgedata(atoms, edges)
+
+        repeats = 3 if quick else 7
+        ours_ms = median_ms(lambda s=s: build_graph(s), repeats)
+        up_ms = median_ms(upstream, repeats)
+        rows.append(
+            {
+                "name": f"graph build ours/upstream, {s.num_atoms} atoms",
+                "a_ms": ours_ms,
+                "b_ms": up_ms,
+                "ratio": ours_ms / up_ms,
+                "target": 0.2,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+
+    import bench_forward
+    import bench_scan
+    import bench_tui
+    from _common import machine
+
+    t0 = time.perf_counter()
+    ratio_rows: list[dict[str, Any]] = []
+    for name, fn in (
+        ("engine", lambda: bench_forward.run(args.quick)),
+        ("graphs", lambda: graph_rows(args.quick)),
+        ("scan", lambda: bench_scan.run(args.quick)),
+    ):
+        try:
+            ratio_rows += fn()
+        except Exception as exc:  # one missing extra (dgl) must not hide the other rows
+            ratio_rows.append(
+                {
+                    "name": f"{name}: not run ({exc})",
+                    "a_ms": 0.0,
+                    "b_ms": 0.0,
+                    "ratio": float("nan"),
+                    "target": float("nan"),
+                }
+            )
+    tui_rows = bench_tui.run(args.quick)
+
+    print(machine())
+    head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"
+    print(head)
+    print("-" * len(head))
+    for r in ratio_rows:
+        ok = "ok" if r["ratio"] <= r["target"] else "MISS"
+        if r["ratio"] != r["ratio"]:
+            ok = ""
+        print(
+            f"{r['name']:<58} {r['a_ms']:>9.1f} {r['b_ms']:>9.1f} {r['ratio']:>6.2f} "
+            f"{'<= ' + format(r['target'], 'g'):>8} {ok}"
+        )
+    print()
+    print(f"{'TUI (absolute)':<58} {'ms':>9} {'target':>9}")
+    for r in tui_rows:
+        target = r.get("target_ms")
+        ok = "" if target is None else ("ok" if r["value_ms"] <= target else "MISS")
+        shown = "" if target is None else f"<= {target:g}"
+        print(f"{r['name']:<58} {r['value_ms']:>9.1f} {shown:>9} {ok}")
+    print(f"\n(all benchmarks took {time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
