@@ -6,11 +6,11 @@ Robocrystallographer-like description), so the demo exercises the same code path
 checkpoint.
 
 Prototypes: rock salt, CsCl, cubic perovskite ABX3, fluorite, zinc blende, wurtzite, L1_2 (Cu3Au),
-rutile, and an ``A4BC`` cell in P-43m shaped like the Ba4HfLi of the motivating bug report: four
-A atoms on one orbit (Wyckoff 4e) and distinct B (1a) and C (1b) sites, so spglib gives the orbits
-``[[0, 1, 2, 3], [4], [5]]``. Each row gets varied elements and a jittered lattice constant; the
-description states the real nearest-neighbour shells of the generated cell. The target is a
-smooth, noise-free function of composition and volume (``target_value``).
+rutile, half-Heusler, and an ``A4BC`` cell in P-43m shaped like the Ba4HfLi of the motivating bug
+report: four A atoms on one orbit (Wyckoff 4e) and distinct B (1a) and C (1b) sites, so spglib
+gives the orbits ``[[0, 1, 2, 3], [4], [5]]``. Each row gets varied elements and a jittered
+lattice constant; the description states the real nearest-neighbour shells of the generated cell.
+The target is a smooth, noise-free function of composition and volume (``target_value``).
 
 Rows: ``{"jid", "atoms": {"lattice_mat", "coords", "elements", "cartesian": false, "abc",
 "angles", "props"}, "text", "target"}``. Same seed, same rows (bit for bit).
@@ -144,6 +144,12 @@ def _a4bc(el: Sequence[str], a: float) -> tuple[np.ndarray, np.ndarray, list[str
     return _cubic(a), frac, [el[0], el[0], el[0], el[0], el[1], el[2]]
 
 
+def _half_heusler(el: Sequence[str], a: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Three one-atom orbits (4a, 4c, 4b of F-43m): three distinct sites, no majority site."""
+    coords = [[0, 0, 0], [0.25, 0.25, 0.25], [0.5, 0.5, 0.5]]
+    return _fcc(a), np.array(coords), [el[0], el[1], el[2]]
+
+
 def _r(*els: str) -> float:
     return sum(RADIUS[e] for e in els)
 
@@ -199,6 +205,11 @@ PROTOTYPES: tuple[Prototype, ...] = (
         "A4BC", "", "cubic", "P-43m",
         (("Ba", "Sr", "Ca"), ("Hf", "Zr", "Ti"), ("Li", "Na", "K")), _a4bc,
         lambda e: 3.4 * _r(e[0], e[1]),
+    ),
+    Prototype(
+        "half-Heusler", "Half-Heusler", "cubic", "F-43m",
+        (("Li", "Na", "K"), ("Mg", "Zn", "Cd"), ("As", "Sb", "P")), _half_heusler,
+        lambda e: 1.62 * _r(e[0], e[1], e[2]),
     ),
 )  # fmt: skip
 
@@ -342,12 +353,14 @@ def ba4hfli_row(jid: str = "demo-Ba4HfLi") -> dict[str, Any]:
     return make_row(jid, prototype("A4BC"), ("Ba", "Hf", "Li"), BA4HFLI_A)
 
 
-def iter_rows(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
-    """``n`` rows: prototypes in turn (so every one is represented), random elements and a
+def iter_rows(
+    n: int, seed: int = 0, prototypes: Sequence[Prototype] = PROTOTYPES
+) -> Iterator[dict[str, Any]]:
+    """``n`` rows: ``prototypes`` in turn (list one twice to weight it), random elements and a
     lattice constant jittered by ±4 %, from ``numpy.random.default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     for i in range(n):
-        proto = PROTOTYPES[i % len(PROTOTYPES)]
+        proto = prototypes[i % len(prototypes)]
         elements: list[str] = []
         for candidates in proto.roles:
             options = [c for c in dict.fromkeys(candidates) if c not in elements]
@@ -356,9 +369,11 @@ def iter_rows(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
         yield make_row(f"demo-{seed}-{i:05d}", proto, elements, round(a, 4))
 
 
-def generate(n: int = 400, seed: int = 0) -> list[dict[str, Any]]:
+def generate(
+    n: int = 400, seed: int = 0, prototypes: Sequence[Prototype] = PROTOTYPES
+) -> list[dict[str, Any]]:
     """``n`` rows as a list (see ``iter_rows``)."""
-    return list(iter_rows(n, seed))
+    return list(iter_rows(n, seed, prototypes))
 
 
 def write_jsonl(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:

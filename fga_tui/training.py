@@ -1,14 +1,20 @@
-"""Remedy 4 on the training side: an attention-diversity loss and a monitor for it.
+"""Remedy 4 on the training side: attention-diversity losses and a monitor for them.
 
 Why: a model trained on the property loss alone has no reason to let different atoms read
-different words; the fine-grained attention often settles on one ranking of tokens shared by every
-atom (the "all atoms show the same top words" bug). Adding ``λ · attention_diversity_loss`` to the
-task loss rewards atoms whose attention rows differ, and ``DiversityMonitor`` tracks the same
-metrics the diagnosis reports (cross-atom JSD, argmax agreement) while training.
+different words; its fine-grained attention stays near-uniform with one token ranking shared by
+every atom (the "all atoms show the same top words" bug, diagnosed as SHARED_QUERY_DOMINATES).
 
-Works with any training loop around :class:`fga_tui.model.alignn_text.ALIGNNText`:
-``forward_with_attention`` returns the model output *and* the differentiable atom→text weights
-(``Capture`` keeps detached copies, which cannot carry a gradient).
+* ``attention_diversity_loss``: minus the across-atom variance of the attention weights; add
+  ``λ ·`` it to the task loss to reward atoms whose rows differ.
+* ``shared_query_loss``: the share of the logit variance all atoms have in common (the number
+  behind SHARED_QUERY_DOMINATES), scale-free. On its own the variance term is met most cheaply by
+  scaling one shared ranking differently per atom, and then saturates the softmax; with this
+  term the queries turn towards atom-specific rankings instead (see ``examples/train_demo.py``).
+* ``forward_with_attention``: the model output with the differentiable attention, queries and
+  keys (``Capture`` keeps detached copies, which cannot carry a gradient).
+* ``DiversityMonitor``: the diagnosis's attention metrics per batch, with a history.
+
+Works with any training loop around :class:`fga_tui.model.alignn_text.ALIGNNText`.
 
 Example (runs as is; ``examples/train_demo.py`` is the full version)::
 
@@ -20,7 +26,7 @@ Example (runs as is; ``examples/train_demo.py`` is the full version)::
     from fga_tui.structure.graph import build_graph
     from fga_tui.text.demo_encoder import DemoTextEncoder
     from fga_tui.training import (
-        DiversityMonitor, attention_diversity_loss, forward_with_attention,
+        DiversityMonitor, attention_diversity_loss, forward_with_attention, shared_query_loss,
     )
 
     encoder = DemoTextEncoder.load()
@@ -38,19 +44,23 @@ Example (runs as is; ``examples/train_demo.py`` is the full version)::
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     monitor = DiversityMonitor()
     for step in range(3):
-        out, a2t, node_mask = forward_with_attention(model, graphs, text)
-        diversity = attention_diversity_loss(a2t, node_mask, text.mask)
-        loss = torch.nn.functional.mse_loss(out, target) + 10.0 * diversity
+        fw = forward_with_attention(model, graphs, text)
+        loss = (
+            torch.nn.functional.mse_loss(fw.output, target)
+            + 30.0 * attention_diversity_loss(fw.atom_to_text, fw.node_mask, text.mask)
+            + 0.3 * shared_query_loss(fw.queries, fw.keys, fw.node_mask, text.mask)
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        stats = monitor.update(a2t, node_mask, text.mask, step=step, task_loss=float(loss))
+        stats = monitor.update(fw.atom_to_text, fw.node_mask, text.mask,
+                               queries=fw.queries, keys=fw.keys, step=step, loss=loss.item())
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -59,25 +69,43 @@ from fga_tui.diagnostics.attention import argmax_agreement, mean_pairwise_jsd
 
 
 def attention_diversity_loss(
-    atom_to_text: torch.Tensor, node_mask: torch.Tensor, token_mask: torch.Tensor
+    atom_to_text: torch.Tensor,
+    node_mask: torch.Tensor,
+    token_mask: torch.Tensor,
+    *,
+    per_head: bool = False,
 ) -> torch.Tensor:
     """Minus the across-atom variance of head-averaged attention (a scalar to *add* to the loss).
 
     ``atom_to_text`` [B, H, M, L] (softmax over tokens), ``node_mask`` bool [B, M] (real atoms),
-    ``token_mask`` bool [B, L] (real tokens). With ``Ā_b[i, l] = mean_h A[b, h, i, l]``, ``n_b``
-    atoms and ``L_b`` valid tokens in graph b::
+    ``token_mask`` bool [B, L] (the tokens to measure; pass the real tokens, or fewer, e.g.
+    without [CLS]/[SEP], to measure only rankable words). With ``Ā_b[i, l] = mean_h A[b, h, i, l]``,
+    ``n_b`` atoms and ``L_b`` masked-in tokens in graph b::
 
         μ_b[l]  = (1/n_b) Σ_i Ā_b[i, l]                                  (mean over atoms)
         V_b     = (1/L_b) Σ_l (1/n_b) Σ_i (Ā_b[i, l] − μ_b[l])²           (population variance)
         loss    = −(1/B) Σ_b V_b
 
     Only valid atoms and tokens enter; a 1-atom graph has V_b = 0 (it still counts in the mean
-    over the B graphs). Since each row sums to 1, ``0 ≥ loss ≥ −(L−1)/L²``: values are small
-    (≈ −1e-3 for 50 tokens), so weights λ of 1-100 are typical. Atoms of one symmetry orbit
+    over the B graphs). Rows sum to at most 1, so ``0 ≥ loss ≥ −(L−1)/L²``; near-uniform
+    attention gives ~1e-7, one-hot rows on different tokens ~1/(2L). Atoms of one symmetry orbit
     have identical rows whatever the weights, so the loss can only separate orbits.
+
+    ``per_head=True`` uses each head's weights instead of their mean (``V`` averaged over heads
+    too). Observed on the demo data: the loss is flat around uniform attention, so a large
+    weight (λ≈30 for L≈100) is needed to leave it, after which rows run to one-hot; with the
+    head mean all heads settle on one partition of the atoms (often cations vs anions), per head
+    the heads pick different partitions, and their average tells more orbits apart.
     """
     if atom_to_text.dim() != 4:
         raise ValueError(f"atom_to_text must be [B, H, M, L], got {tuple(atom_to_text.shape)}")
+    if per_head:
+        b, h, m, length = atom_to_text.shape
+        return attention_diversity_loss(
+            atom_to_text.reshape(b * h, 1, m, length),
+            node_mask.repeat_interleave(h, dim=0),
+            token_mask.repeat_interleave(h, dim=0),
+        )
     avg = atom_to_text.mean(dim=1)  # [B, M, L]
     atoms = node_mask.to(torch.bool)[:, :, None]
     tokens = token_mask.to(torch.bool)[:, None, :]
@@ -88,26 +116,78 @@ def attention_diversity_loss(
     dev = torch.where(atoms & tokens, avg - mean[:, None, :], torch.zeros_like(avg))
     var = (dev * dev).sum(dim=1) / n  # [B, L]
     num_tokens = tokens[:, 0, :].sum(dim=1).clamp(min=1).to(avg.dtype)  # [B]
-    per_graph = var.sum(dim=1) / num_tokens
-    return -per_graph.mean()
+    return -(var.sum(dim=1) / num_tokens).mean()
+
+
+def shared_query_loss(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    node_mask: torch.Tensor,
+    token_mask: torch.Tensor,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """The share of the attention-logit variance that every atom has in common, in [0, 1].
+
+    ``queries`` [B, H, M, d], ``keys`` [B, H, L, d] as the fine-grained block computes them (any
+    common scale cancels). Per graph and head, with logits ``s_il = q_i·k_l`` and
+    ``q_i = q̄ + δ_i`` (the diagnosis's logit decomposition, SHARED_QUERY_DOMINATES)::
+
+        shared = Var_l(q̄·k_l)           (ranks tokens identically for every atom)
+        atom   = mean_l Var_i(s_il)      (how much atoms disagree about a token)
+        loss   = mean over (graph, head) of shared / (shared + atom)
+
+    over valid atoms and the masked-in tokens; graphs with one atom are left out. Why: the
+    attention-diversity loss rewards atoms for attending *differently* and is met most cheaply by
+    scaling one shared ranking up for some atoms and down for others; this term is
+    scale-free, so it moves the queries' direction, not their size, towards atom-specific
+    token rankings.
+    """
+    atoms = node_mask.to(torch.bool)  # [B, M]
+    tokens = token_mask.to(torch.bool)  # [B, L]
+    logits = torch.matmul(queries, keys.transpose(-2, -1))  # [B, H, M, L]
+    a = atoms[:, None, :, None].to(logits.dtype)
+    t = tokens[:, None, None, :].to(logits.dtype)
+    n = a.sum(dim=2, keepdim=True).clamp(min=1)  # [B, 1, 1, 1]
+    num_t = t.sum(dim=3, keepdim=True).clamp(min=1)
+    logits = logits * a * t
+    shared_row = logits.sum(dim=2, keepdim=True) / n  # q̄·k_l  [B, H, 1, L]
+    shared_mean = shared_row.sum(dim=3, keepdim=True) / num_t
+    shared = (((shared_row - shared_mean) * t) ** 2).sum(dim=3) / num_t[..., 0]  # [B, H, 1]
+    dev = (logits - shared_row) * a * t
+    atom = (dev**2).sum(dim=(2, 3)) / (n[..., 0, 0] * num_t[..., 0, 0])  # [B, H]
+    fraction = shared[..., 0] / (shared[..., 0] + atom + eps)  # [B, H]
+    many = atoms.sum(dim=1) > 1  # [B]
+    if not bool(many.any()):
+        return fraction.sum() * 0.0
+    return fraction[many].mean()
+
+
+class AttentionForward(NamedTuple):
+    """What ``forward_with_attention`` returns (all still attached to the autograd graph)."""
+
+    output: torch.Tensor  # [B, out]
+    atom_to_text: torch.Tensor  # [B, H, M, L] softmax over tokens, pre-dropout
+    node_mask: torch.Tensor  # bool [B, M]
+    queries: torch.Tensor  # [B, H, M, d] atom->text queries (unscaled)
+    keys: torch.Tensor  # [B, H, L, d] atom->text keys
 
 
 def forward_with_attention(
     model: torch.nn.Module, batch: Any, text: Any, **kwargs: Any
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run ``model(batch, text, **kwargs)``; return (output [B, out], atom→text weights
-    [B, H, M, L] still attached to the graph, node mask bool [B, M]).
+) -> AttentionForward:
+    """Run ``model(batch, text, **kwargs)`` and return its output with the fine-grained
+    attention's weights, node mask, queries and keys, still attached to the autograd graph.
 
-    A forward hook on ``model.fine_grained_attention`` picks the weights up as the block returns
-    them (pre-dropout, as ``Capture`` records them), so nothing is computed twice.
+    A forward hook on ``model.fine_grained_attention`` picks them up as the block returns them
+    (``Capture`` keeps detached copies, which cannot carry a gradient); nothing is computed twice.
     """
     block = getattr(model, "fine_grained_attention", None)
     if block is None:
         raise ValueError("the model has no fine-grained attention (use_fine_grained_attention)")
-    grabbed: dict[str, torch.Tensor] = {}
+    grabbed: dict[str, Any] = {}
 
     def hook(module: torch.nn.Module, args: tuple, kw: dict, output: Any) -> None:
-        grabbed["atom_to_text"] = output.atom_to_text
+        grabbed["fg"] = output
         grabbed["node_mask"] = args[2] if len(args) > 2 else kw["node_mask"]
 
     handle = block.register_forward_hook(hook, with_kwargs=True)
@@ -115,9 +195,10 @@ def forward_with_attention(
         out = model(batch, text, **kwargs)
     finally:
         handle.remove()
-    if "atom_to_text" not in grabbed:
+    if "fg" not in grabbed:
         raise ValueError("the fine-grained attention did not run in this forward")
-    return out, grabbed["atom_to_text"], grabbed["node_mask"]
+    fg = grabbed["fg"]
+    return AttentionForward(out, fg.atom_to_text, grabbed["node_mask"], fg.queries, fg.keys)
 
 
 class DiversityMonitor:
@@ -128,7 +209,8 @@ class DiversityMonitor:
     rows in bits (``jsd``), the fraction of atoms sharing the modal top token
     (``argmax_agreement``) and, when orbits are given, the JSD between atoms of different orbits
     (``cross_orbit_jsd``, the number ``diagnose`` reports). Batch values are means over those
-    graphs (None when there is none), plus ``diversity_loss`` (the differentiable loss's value).
+    graphs (None when there is none), plus ``diversity_loss`` (the differentiable loss's value)
+    and, given queries and keys, ``shared_fraction``.
     """
 
     def __init__(self) -> None:
@@ -149,16 +231,22 @@ class DiversityMonitor:
         token_mask: torch.Tensor,
         *,
         orbits: Sequence[Sequence[Sequence[int]] | None] | None = None,
+        queries: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
         step: int | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         """Measure one batch, append the record to ``history`` and return it.
 
-        ``orbits``: per graph, its symmetry orbits (lists of atom indices) or None; ``extra``
-        (e.g. ``task_loss=...``, ``epoch=...``) is stored in the record as given.
+        ``orbits``: per graph, its symmetry orbits (lists of atom indices) or None. With
+        ``queries`` and ``keys`` the record has ``shared_fraction`` (``shared_query_loss``).
+        ``extra`` (e.g. ``task_loss=...``, ``epoch=...``) is stored in the record as given.
         """
         with torch.no_grad():
             loss = float(attention_diversity_loss(atom_to_text, node_mask, token_mask))
+            shared = None
+            if queries is not None and keys is not None:
+                shared = float(shared_query_loss(queries, keys, node_mask, token_mask))
         A = atom_to_text.detach().to("cpu", torch.float64).numpy()
         atoms = node_mask.detach().to("cpu").numpy().astype(bool)
         tokens = token_mask.detach().to("cpu").numpy().astype(bool)
@@ -180,6 +268,7 @@ class DiversityMonitor:
             "jsd": float(np.mean(jsds)) if jsds else None,
             "argmax_agreement": float(np.mean(agreements)) if agreements else None,
             "cross_orbit_jsd": float(np.mean(cross)) if cross else None,
+            "shared_fraction": shared,
             "graphs": len(jsds),
             **extra,
         }

@@ -92,8 +92,11 @@ def test_demo_encoder_reproduces_the_packaged_token_states() -> None:
 
 @needs_demo
 def test_problem_checkpoint_gives_every_orbit_the_same_top_words(reports) -> None:
+    # The bug as users saw it: the same heaviest word and the same five words for every atom
+    # (their order can differ by a few thousandths of attention weight).
     top = {atom: _top5(reports["problem"], atom) for atom in ATOMS}
-    assert top["Ba_0"] == top["Hf_4"] == top["Li_5"], top
+    assert len({words[0] for words in top.values()}) == 1, top
+    assert len({frozenset(words) for words in top.values()}) == 1, top
 
 
 @needs_demo
@@ -107,6 +110,9 @@ def test_problem_checkpoint_gets_an_error_verdict_naming_the_cause(reports) -> N
 def test_fixed_checkpoint_gives_orbits_different_top_words_and_is_healthy(reports) -> None:
     top = {atom: _top5(reports["fixed"], atom) for atom in ATOMS}
     assert len({tuple(words) for words in top.values()}) == 3, top
+    # Hf reads other words than Ba and Li (Ba_0 and Li_5 still share theirs: see the script).
+    assert top["Hf_4"][0] not in (top["Ba_0"][0], top["Li_5"][0]), top
+    assert len(set(top["Hf_4"]) & set(top["Ba_0"])) <= 2, top
     assert "HEALTHY" in reports["fixed"].codes
     assert not [v for v in reports["fixed"].verdicts if v.severity == "error"]
     jsd = {name: r.attention["cross_orbit_jsd"] for name, r in reports.items()}

@@ -9,12 +9,18 @@ import pytest
 import torch
 
 from fga_tui import training
+from fga_tui.diagnostics.attention import logit_decomposition
 from fga_tui.io.types import Structure, TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
 from fga_tui.model.batch import collate_graphs, collate_tokens
 from fga_tui.model.config import ModelConfig
 from fga_tui.structure.graph import build_graph
-from fga_tui.training import DiversityMonitor, attention_diversity_loss, forward_with_attention
+from fga_tui.training import (
+    DiversityMonitor,
+    attention_diversity_loss,
+    forward_with_attention,
+    shared_query_loss,
+)
 
 TINY = ModelConfig(
     multimodal=True,
@@ -90,6 +96,14 @@ def test_loss_matches_the_hand_computed_value() -> None:
     assert loss.item() == pytest.approx(-1.0 / 48.0, abs=1e-7)
 
 
+def test_per_head_variance_is_averaged_over_heads() -> None:
+    # Head 0: atom 0 (1, 0, 0), atom 1 (0, 0, 1) -> variance (.25 + 0 + .25) / 3 = 1/6.
+    # Head 1: both atoms (0, 1, 0) -> 0. Graph 0: 1/12; graph 1 (one atom): 0 -> loss -1/24.
+    A, node_mask, token_mask = _two_atoms_hand_example()
+    loss = attention_diversity_loss(A, node_mask, token_mask, per_head=True)
+    assert loss.item() == pytest.approx(-1.0 / 24.0, abs=1e-7)
+
+
 def test_loss_is_negative_and_bounded_for_one_hot_rows_on_different_tokens() -> None:
     L = 6
     A = torch.eye(L)[None, None, :2, :]  # two atoms, one-hot on tokens 0 and 1
@@ -104,11 +118,46 @@ def test_loss_gradient_reaches_the_atom_query_projection() -> None:
     torch.manual_seed(0)
     model = ALIGNNText(TINY).train()
     graphs, text = _tiny_inputs()
-    out, a2t, node_mask = forward_with_attention(model, graphs, text)
+    out, a2t, node_mask, queries, keys = forward_with_attention(model, graphs, text)
     assert out.shape == (2, 1)
+    assert queries.shape == (2, 2, 5, 8) and keys.shape == (2, 2, 9, 8)
     assert a2t.shape == (2, 2, 5, 9) and a2t.requires_grad
     assert node_mask.tolist() == [[True, True, False, False, False], [True] * 5]
     attention_diversity_loss(a2t, node_mask, text.mask).backward()
+    grad = model.fine_grained_attention.a2t_query.weight.grad
+    assert grad is not None and grad.abs().sum().item() > 0
+
+
+def test_shared_query_loss_is_the_diagnosis_shared_fraction() -> None:
+    torch.manual_seed(1)
+    q, k = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 7, 4)
+    node_mask = torch.tensor([[True, True, True, False, False]])
+    token_mask = torch.tensor([[True] * 6 + [False]])
+    expected = [
+        logit_decomposition(q[0, h, :3].numpy(), k[0, h].numpy(), token_mask[0].numpy())
+        for h in range(2)
+    ]
+    loss = shared_query_loss(q, k, node_mask, token_mask)
+    assert loss.item() == pytest.approx(np.mean([d.shared_fraction for d in expected]), rel=1e-5)
+
+
+def test_shared_query_loss_is_one_for_equal_queries_and_zero_for_opposite_ones() -> None:
+    k = torch.randn(1, 1, 6, 3)
+    same = torch.tensor([1.0, -2.0, 0.5]).expand(1, 1, 2, 3)
+    opposite = torch.stack([same[0, 0, 0], -same[0, 0, 0]])[None, None]
+    atoms, tokens = torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 6, dtype=torch.bool)
+    assert shared_query_loss(same, k, atoms, tokens).item() == pytest.approx(1.0)
+    assert shared_query_loss(opposite, k, atoms, tokens).item() == pytest.approx(0.0)
+    one_atom = torch.tensor([[True, False]])
+    assert shared_query_loss(same, k, one_atom, tokens).item() == 0.0
+
+
+def test_shared_query_loss_gradient_reaches_the_atom_query_projection() -> None:
+    torch.manual_seed(0)
+    model = ALIGNNText(TINY).train()
+    graphs, text = _tiny_inputs()
+    fw = forward_with_attention(model, graphs, text)
+    shared_query_loss(fw.queries, fw.keys, fw.node_mask, text.mask).backward()
     grad = model.fine_grained_attention.a2t_query.weight.grad
     assert grad is not None and grad.abs().sum().item() > 0
 
@@ -127,7 +176,8 @@ def test_optimising_only_the_diversity_loss_raises_cross_atom_jsd() -> None:
     monitor = DiversityMonitor()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
     for step in range(15):
-        _, a2t, node_mask = forward_with_attention(model, graphs, text)
+        fw = forward_with_attention(model, graphs, text)
+        a2t, node_mask = fw.atom_to_text, fw.node_mask
         monitor.update(a2t, node_mask, text.mask, step=step)
         loss = attention_diversity_loss(a2t, node_mask, text.mask)
         optimizer.zero_grad()
