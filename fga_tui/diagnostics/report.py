@@ -115,24 +115,35 @@ def _top_words(
     ]
 
 
-#: "the same top words" as a user reads them: the same first word and at least 4 of the top 5.
+#: "the same top words" as a user reads them: at least 4 of the top 5 in common, and each
+#: atom's first word among the other's first two (a near-tie for first place is still "same").
 SAME_TOP_K = 5
 SAME_TOP_SHARED = 4
+
+
+def _pair_same(a: list[str], b: list[str]) -> bool:
+    if not a or not b or a[0] not in b[:2] or b[0] not in a[:2]:
+        return False
+    return len(set(a) & set(b)) >= min(SAME_TOP_SHARED, len(a), len(b))
+
+
+def _same_top_word_pairs(top: list[dict], orbits: list[list[int]]) -> list[tuple[int, int]]:
+    """Pairs of orbit representatives (atom indices) that show the same top words."""
+    if len(orbits) < 2 or not top:
+        return []
+    reps = [o[0] for o in orbits]
+    lists = {i: [w for w, _ in top[i]["words"][:SAME_TOP_K]] for i in reps}
+    return [
+        (a, b) for k, a in enumerate(reps) for b in reps[k + 1 :] if _pair_same(lists[a], lists[b])
+    ]
 
 
 def _same_top_words(top: list[dict], orbits: list[list[int]]) -> bool | None:
     """Do atoms of every pair of orbits show the same top words? (None: fewer than 2 orbits)."""
     if len(orbits) < 2 or not top:
         return None
-    lists = [[w for w, _ in top[o[0]]["words"][:SAME_TOP_K]] for o in orbits]
-    for i in range(len(lists)):
-        for j in range(i + 1, len(lists)):
-            a, b = lists[i], lists[j]
-            if not a or not b or a[0] != b[0]:
-                return False
-            if len(set(a) & set(b)) < min(SAME_TOP_SHARED, len(a), len(b)):
-                return False
-    return True
+    n = len(orbits)
+    return len(_same_top_word_pairs(top, orbits)) == n * (n - 1) // 2
 
 
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
@@ -301,6 +312,9 @@ def assemble(
         fga_input_stage=fga_input_stage(trace),
         attention_jsd=None if att is None else att.cross_orbit_jsd,
         same_top_words=_same_top_words(top, orbits),
+        same_word_pairs=[
+            (trace.labels[a], trace.labels[b]) for a, b in _same_top_word_pairs(top, orbits)
+        ],
         shared_fraction=None
         if att is None or att.decomposition is None
         else att.decomposition.shared_fraction,

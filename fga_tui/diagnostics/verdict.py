@@ -103,6 +103,7 @@ class Evidence:
     # orbits whose atoms have different in-degrees in the crystal graph: upstream's exact-float
     # 12th-shell cut can keep a tie shell for some equivalent atoms and not others.
     broken_orbits: Sequence[tuple[list[int], list[int]]] = ()
+    same_word_pairs: Sequence[tuple[str, str]] = ()  # orbit representatives reading alike
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
@@ -349,16 +350,23 @@ def decide(ev: Evidence) -> list[Verdict]:
         for v in verdicts
     )
     if ev.has_fga and not blocking and ev.attention_jsd is not None and not attention_same:
+        message = (
+            f"Atoms of different orbits attend differently (cross-orbit JSD "
+            f"{ev.attention_jsd:.3g} bits) and their features stay distinct "
+            f"(separation {final_sep:.2g} at {final})."
+        )
+        if ev.same_word_pairs:
+            shown = ", ".join(f"{a} = {b}" for a, b in ev.same_word_pairs[:3])
+            message += f" Still, some orbits read the same top words: {shown}."
         verdicts.append(
             _v(
                 "HEALTHY",
                 "info",
-                f"Atoms of different orbits attend differently (cross-orbit JSD "
-                f"{ev.attention_jsd:.3g} bits) and their features stay distinct "
-                f"(separation {final_sep:.2g} at {final}).",
+                message,
                 stage="fga",
                 attention_cross_orbit_jsd=_r(ev.attention_jsd),
                 separation_at_fga_input=_r(final_sep),
+                same_top_word_pairs=[list(p) for p in ev.same_word_pairs],
             )
         )
     elif not ev.has_fga and not blocking and final_sep is not None:
