@@ -44,10 +44,12 @@ class CachedLines(Widget):
         self._pictures: OrderedDict[Hashable, list[Strip]] = OrderedDict()
 
     def cache_key(self) -> Hashable:
-        raise NotImplementedError
+        """What the picture depends on (subclasses define it)."""
+        raise TypeError(f"{type(self).__name__} must define cache_key()")
 
     def build(self) -> Text:
-        raise NotImplementedError
+        """The picture as Rich text (subclasses define it)."""
+        raise TypeError(f"{type(self).__name__} must define build()")
 
     def lines(self) -> list[Strip]:
         """The current picture (built if its key changed)."""
