@@ -69,7 +69,7 @@ def run(quick: bool = False) -> list[dict]:
     from fga_tui.scan import scan
     from fga_tui.structure.graph import build_graph
 
-    n = 16 if quick else 64
+    n = 16 if quick else 256
     batch = 16
     torch.set_num_threads(1)
     # A model of the size users train (hidden 256, MatSciBERT-width tokens), random weights:

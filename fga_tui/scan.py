@@ -216,6 +216,12 @@ def _assemble_job(
     return _row_ok(position, diag, trace)
 
 
+def _can_spawn() -> bool:
+    """Spawned workers re-run ``__main__`` from its file; a script read from stdin has none."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def _graph_job(structure: Any) -> tuple[Any, Any]:
     """The CPU work per structure that needs no model: crystal graph and symmetry orbits."""
     from fga_tui.structure.graph import build_graph
@@ -311,7 +317,6 @@ def scan(
     if not items:
         raise InputError(data, "no samples found")
     summary = ScanSummary()
-    audit_result = audit_model(loaded, None)
     good = [(p, s) for p, s in items if isinstance(s, Sample)]
     bar = Progress(len(items)) if progress else None
 
@@ -331,7 +336,7 @@ def scan(
         workers = max(1, min(8, (os.cpu_count() or 1) - 1))
     pool: Executor | None = None
     # Spawning a worker costs about a second (imports); it pays off from a few dozen samples each.
-    if workers > 1 and len(good) >= 32 * workers:
+    if (os.cpu_count() or 1) > 1 and len(good) >= 32 * workers and _can_spawn():
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
     # What the workers' diagnosis needs of the model: its config and provenance (picklable).
     model_view = SimpleNamespace(config=loaded.config, info=loaded.info)
@@ -343,6 +348,8 @@ def scan(
             emit(pending.popleft().result())
 
     graphs = _graphs([s.structure for _, s in good], pool, workers)
+    # The audit (one backward pass) runs while the workers start and build the first graphs.
+    audit_result = audit_model(loaded, None)
     try:
         batch: list[tuple[int, Any, Any]] = []
 
