@@ -119,6 +119,7 @@ def _top_words(
 #: atom's first word among the other's first two (a near-tie for first place is still "same").
 SAME_TOP_K = 5
 SAME_TOP_SHARED = 4
+MAX_PAIRS_SHOWN = 20
 
 
 def _pair_same(a: list[str], b: list[str]) -> bool:
@@ -136,14 +137,6 @@ def _same_top_word_pairs(top: list[dict], orbits: list[list[int]]) -> list[tuple
     return [
         (a, b) for k, a in enumerate(reps) for b in reps[k + 1 :] if _pair_same(lists[a], lists[b])
     ]
-
-
-def _same_top_words(top: list[dict], orbits: list[list[int]]) -> bool | None:
-    """Do atoms of every pair of orbits show the same top words? (None: fewer than 2 orbits)."""
-    if len(orbits) < 2 or not top:
-        return None
-    n = len(orbits)
-    return len(_same_top_word_pairs(top, orbits)) == n * (n - 1) // 2
 
 
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
@@ -298,6 +291,9 @@ def assemble(
         if k.endswith(".gate")
     }
     multi = any(len(o) > 1 for o in orbits)
+    labels = trace.labels
+    same_pairs = _same_top_word_pairs(top, orbits)
+    n_pairs = len(orbits) * (len(orbits) - 1) // 2
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
     broken = [
         (o, [int(degree[i]) for i in o]) for o in orbits if len({int(degree[i]) for i in o}) > 1
@@ -311,10 +307,8 @@ def assemble(
         multimodal=loaded.config.multimodal,
         fga_input_stage=fga_input_stage(trace),
         attention_jsd=None if att is None else att.cross_orbit_jsd,
-        same_top_words=_same_top_words(top, orbits),
-        same_word_pairs=[
-            (trace.labels[a], trace.labels[b]) for a, b in _same_top_word_pairs(top, orbits)
-        ],
+        same_top_words=None if len(orbits) < 2 or not top else len(same_pairs) == n_pairs,
+        same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
         shared_fraction=None
         if att is None or att.decomposition is None
         else att.decomposition.shared_fraction,

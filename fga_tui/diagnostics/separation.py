@@ -36,10 +36,14 @@ def orbit_separation(
     scale = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
     if scale == 0.0:
         return 0.0
-    diff = R[:, None, :] - R[None, :, :]
-    dist = np.sqrt(np.sum(diff * diff, axis=-1))
+    if len(reps) <= 64:
+        diff = R[:, None, :] - R[None, :, :]
+        d2 = np.sum(diff * diff, axis=-1)
+    else:  # Gram form: no [R, R, D] temporary for large cells
+        sq = np.sum(R * R, axis=1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (R @ R.T), 0.0)
     iu = np.triu_indices(len(reps), 1)
-    return float(dist[iu].min() / scale)
+    return float(np.sqrt(d2[iu].min()) / scale)
 
 
 def separation_profile(
