@@ -176,15 +176,19 @@ def diagnose(
     """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
+    from fga_tui.structure.symmetry import analyse_symmetry
 
     ablation = ablation or Ablation()
     if trace is None:
         trace = engine.run_trace(loaded, prepared, ablation)
     if audit_result is None and audit:
-        audit_result = audit_model(loaded, baseline, baseline_path=baseline_path, prepared=prepared)
+        # The backward pass runs on a small built-in probe cell: which parameters get gradient
+        # is a property of the model, and a 500-atom sample would cost seconds for nothing.
+        audit_result = audit_model(loaded, baseline, baseline_path=baseline_path)
+    symmetry = analyse_symmetry(prepared.sample.structure)
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
-        traces = cause_ablations(loaded, prepared, trace)
+        traces = cause_ablations(loaded, prepared, trace, symmetry.orbits)
     return assemble(
         loaded,
         prepared,
@@ -192,13 +196,15 @@ def diagnose(
         audit_result=audit_result,
         ablation_traces=traces,
         stopwords=stopwords,
+        symmetry=symmetry,
     )
 
 
-def cause_ablations(loaded: Any, prepared: Any, trace: Trace) -> dict[str, Trace]:
+def cause_ablations(
+    loaded: Any, prepared: Any, trace: Trace, orbits: list[list[int]]
+) -> dict[str, Trace]:
     """The ablations that separate causes for this checkpoint (skipping meaningless ones)."""
     from fga_tui import engine
-    from fga_tui.structure.symmetry import analyse_symmetry
 
     out: dict[str, Trace] = {}
     if loaded.config.fusion_indices:
@@ -206,7 +212,6 @@ def cause_ablations(loaded: Any, prepared: Any, trace: Trace) -> dict[str, Trace
             loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
         )
     if "fga" in trace.stages:
-        orbits = analyse_symmetry(prepared.sample.structure).orbits
         sep = separation_profile(trace.features, trace.stages, orbits, trace.elements)
         known = {s: v for s, v in sep.items() if v is not None and s not in ("fga", "embed")}
         if known:
