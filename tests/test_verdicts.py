@@ -207,3 +207,45 @@ def test_text_free_upstream_model_has_no_attention_to_explain(tmp_path, fixtures
     assert verdict(report, "FGA_MISSING").severity == "info"
     assert report.top_words == []
     assert "SHARED_QUERY_DOMINATES" not in codes(report)
+
+
+def test_atoms_reading_only_special_tokens_are_named():
+    import numpy as np
+
+    from fga_tui.diagnostics.report import _special_token_atoms
+    from fga_tui.diagnostics.verdict import Evidence, decide
+    from fga_tui.trace import Trace
+
+    tokens = ("[CLS]", "ba", "is", "[SEP]")
+    a2t = np.zeros((2, 3, 4), np.float32)
+    a2t[:, 0, 0] = 0.98  # atom 0: all on [CLS]
+    a2t[:, 0, 1] = 0.02
+    a2t[:, 1, 1] = 1.0  # atom 1: on "ba"
+    a2t[:, 2, 2] = 1.0  # atom 2: on "is"
+    trace = Trace(
+        stages=("embed",),
+        features={"embed": np.eye(3, dtype=np.float32)},
+        elements=("Ba", "Hf", "Li"),
+        prediction=0.0,
+        tokens=tokens,
+        token_mask=np.ones(4, bool),
+        atom_to_text=a2t,
+    )
+    assert _special_token_atoms(trace, [0, 1, 2]) == [0]
+    ev = Evidence(
+        stages=("embed", "fga"),
+        labels=("Ba_0", "Hf_1", "Li_2"),
+        orbits=[[0], [1], [2]],
+        separation={"embed": 1.0, "fga": 1.0},
+        has_fga=True,
+        multimodal=True,
+        fga_input_stage="embed",
+        attention_jsd=0.5,
+        same_top_words=False,
+        shared_fraction=0.1,
+        num_atoms=3,
+        special_only=("Ba_0",),
+    )
+    healthy = [v for v in decide(ev) if v.code == "HEALTHY"]
+    assert healthy[0].evidence["special_token_atoms"] == ["Ba_0"]
+    assert "Ba_0 attend almost only to special tokens" in healthy[0].message

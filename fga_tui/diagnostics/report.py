@@ -139,6 +139,23 @@ def _same_top_word_pairs(top: list[dict], orbits: list[list[int]]) -> list[tuple
     ]
 
 
+#: an atom whose head-averaged attention puts less than this on real words reads nothing
+SPECIAL_ONLY_MASS = 0.05
+
+
+def _special_token_atoms(trace: Trace, atoms: list[int]) -> list[int]:
+    """Atoms (of ``atoms``) that attend almost only to special tokens ([CLS], [SEP], ...)."""
+    from fga_tui.diagnostics.words import SPECIAL_TOKENS
+
+    if trace.atom_to_text is None:
+        return []
+    avg = trace.atom_to_text.mean(axis=0)  # [N, L]
+    mask = np.ones(len(trace.tokens), bool) if trace.token_mask is None else trace.token_mask
+    words = mask & np.array([t not in SPECIAL_TOKENS for t in trace.tokens], dtype=bool)
+    mass = avg[:, words].sum(axis=1)
+    return [i for i in atoms if mass[i] < SPECIAL_ONLY_MASS]
+
+
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
     if trace.atom_to_text is None:
         return None
@@ -297,6 +314,7 @@ def assemble(
     }
     multi = any(len(o) > 1 for o in orbits)
     labels = trace.labels
+    special_only = [labels[i] for i in _special_token_atoms(trace, [o[0] for o in orbits])]
     same_pairs = _same_top_word_pairs(top, orbits)
     n_pairs = len(orbits) * (len(orbits) - 1) // 2
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
@@ -331,6 +349,7 @@ def assemble(
         degenerate=degenerate,
         num_atoms=trace.num_atoms,
         broken_orbits=broken,
+        special_only=special_only,
     )
     verdicts = decide(evidence)
     report = Report(

@@ -104,6 +104,7 @@ class Evidence:
     # 12th-shell cut can keep a tie shell for some equivalent atoms and not others.
     broken_orbits: Sequence[tuple[list[int], list[int]]] = ()
     same_word_pairs: Sequence[tuple[str, str]] = ()  # orbit representatives reading alike
+    special_only: Sequence[str] = ()  # atoms attending almost only to [CLS]/[SEP]/...
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
@@ -358,6 +359,11 @@ def decide(ev: Evidence) -> list[Verdict]:
         if ev.same_word_pairs:
             shown = ", ".join(f"{a} = {b}" for a, b in ev.same_word_pairs[:3])
             message += f" Still, some orbits read the same top words: {shown}."
+        if ev.special_only:
+            message += (
+                f" {', '.join(ev.special_only[:4])} attend almost only to special tokens "
+                "([CLS]/[SEP]), so their top words carry no weight."
+            )
         verdicts.append(
             _v(
                 "HEALTHY",
@@ -367,6 +373,7 @@ def decide(ev: Evidence) -> list[Verdict]:
                 attention_cross_orbit_jsd=_r(ev.attention_jsd),
                 separation_at_fga_input=_r(final_sep),
                 same_top_word_pairs=[list(p) for p in ev.same_word_pairs],
+                special_token_atoms=list(ev.special_only),
             )
         )
     elif not ev.has_fga and not blocking and final_sep is not None:
