@@ -385,13 +385,20 @@ def diff(
     words = _stopwords(stopwords)
     smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
     reports = []
+    graph = None  # the crystal graph depends on the sample only: build it once
     for ckpt in (ckpt_a, ckpt_b):
         loaded = engine.load_model(
             ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
         )
         prepared = engine.prepare_sample(
-            loaded, smp, tokens_path=tokens, text_model=text_model, vocab_mappings=vocab_mappings
+            loaded,
+            smp,
+            tokens_path=tokens,
+            text_model=text_model,
+            vocab_mappings=vocab_mappings,
+            graph=graph,
         )
+        graph = prepared.graph
         reports.append(diagnose(loaded, prepared, stopwords=words).report)
     a, b = reports
     if format == "json":

@@ -98,6 +98,24 @@ class LoadedModel:
         return self.model.stage_names(no_fusion=ablation.no_fusion, fga_from=ablation.fga_from)
 
 
+def _build_model(
+    config: ModelConfig, state_dict: dict[str, torch.Tensor], where: str | Path, dev: torch.device
+) -> Any:
+    """The eval-mode model for ``config`` with ``state_dict`` loaded (verified first)."""
+    from fga_tui.model.alignn_text import ALIGNNText
+    from fga_tui.model.state import verify_state_dict
+
+    try:
+        model = ALIGNNText(config)
+    except ValueError as exc:
+        raise InputError(where, f"cannot build the model: {exc}") from exc
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    verify_state_dict(expected, state_dict, where)
+    # verify_state_dict allowed only absent BatchNorm counters (old files); they stay at 0.
+    model.load_state_dict(state_dict, strict=False)
+    return model.eval().to(dev)
+
+
 def load_model(
     path: str | Path,
     *,
@@ -108,22 +126,12 @@ def load_model(
 ) -> LoadedModel:
     """Load any supported checkpoint layout safely and build the matching eval-mode model."""
     from fga_tui.io.checkpoint import load_checkpoint
-    from fga_tui.model.alignn_text import ALIGNNText
     from fga_tui.model.config_build import config_from_checkpoint
-    from fga_tui.model.state import verify_state_dict
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     raw = load_checkpoint(path, trust=trust)
     config = config_from_checkpoint(raw, fga_heads=fga_heads, cm_heads=cm_heads)
-    try:
-        model = ALIGNNText(config)
-    except ValueError as exc:
-        raise InputError(path, f"cannot build the model: {exc}") from exc
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    verify_state_dict(expected, raw.state_dict, path)
-    # verify_state_dict allowed only absent BatchNorm counters (old files); they stay at 0.
-    model.load_state_dict(raw.state_dict, strict=False)
-    model.eval().to(dev)
+    model = _build_model(config, raw.state_dict, path, dev)
     info = CheckpointInfo(
         path=str(path),
         layout=raw.layout,
@@ -143,15 +151,8 @@ def model_from_state(
     name: str = "<in-memory model>",
 ) -> LoadedModel:
     """A ``LoadedModel`` from a config and weights already in memory (tests, training loops)."""
-    from fga_tui.model.alignn_text import ALIGNNText
-    from fga_tui.model.state import verify_state_dict
-
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    model = ALIGNNText(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    verify_state_dict(expected, state_dict, name)
-    model.load_state_dict(state_dict, strict=False)
-    model.eval().to(dev)
+    model = _build_model(config, state_dict, name, dev)
     info = CheckpointInfo(path=name, layout="in-memory", config_source="given", inferred=())
     return LoadedModel(model, config, info, dev, dict(state_dict))
 
