@@ -211,7 +211,7 @@ def export(
         max_atoms=max_atoms,
         vocab_mappings=vocab_mappings,
     )
-    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion, fga_from))
+    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from))
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
@@ -312,7 +312,7 @@ def report(
     result = diagnose(
         loaded,
         prepared,
-        ablation=Ablation(no_fusion, fga_from),
+        ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
         baseline=base,
         baseline_path=None if baseline is None else str(baseline),
         run_ablations=ablations,
@@ -557,7 +557,7 @@ def open_(
         max_atoms=max_atoms,
         run_ablations=ablations,
         snapshot_dir=snapshot_dir,
-        ablation=Ablation(no_fusion, fga_from),
+        ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
     )
     FgaApp(options, theme=theme).run()
     from fga_tui.tui.session import running_steps

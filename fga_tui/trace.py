@@ -18,26 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fga_tui.interventions import Interventions
 
-@dataclass(frozen=True)
-class Ablation:
-    """Switches that change the forward pass: bypass middle fusion, or feed the fine-grained
-    attention block from an earlier stage (= fewer GNN layers)."""
-
-    no_fusion: bool = False
-    fga_from: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.no_fusion or self.fga_from is not None
-
-    def describe(self) -> str:
-        parts = []
-        if self.no_fusion:
-            parts.append("no-fusion")
-        if self.fga_from is not None:
-            parts.append(f"fga-from={self.fga_from}")
-        return ", ".join(parts) or "none"
+#: The classic name for an intervention set (``Ablation(no_fusion=True)`` still works).
+Ablation = Interventions
 
 
 @dataclass(frozen=True, eq=False)
