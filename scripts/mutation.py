@@ -1,0 +1,309 @@
+"""Mutation testing of the modules that decide what users are told, with a kill-rate report.
+
+Run from the repository root (the ``dev`` extra pins mutmut)::
+
+    python scripts/mutation.py                  # every group below, then the table
+    python scripts/mutation.py words atomic     # some groups
+    python scripts/mutation.py --check          # exit 1 when a group misses its goal
+    python scripts/mutation.py --report-only    # the table from the last runs
+
+Each group runs in its own copy of the repository (``.mutation/<group>/``, ignored by git), so
+the working tree is never touched and a run interrupted half-way leaves nothing behind. mutmut
+first runs the group's tests once to learn which test covers which function, then runs only
+those tests against each mutant, in forked workers: one group takes seconds to a few minutes
+on 2 cores. The test files per group are chosen to be fast (no TUI, no subprocesses); the
+slower end-to-end tests still run in the default suite.
+
+The kill rate counts timeouts as killed (the mutant hangs: a test noticed) and mutants no test
+reaches as survivors. Mutants listed in ``scripts/mutation_equivalents.toml`` (matched by
+module, function and the mutated line, so the list survives renumbering) are equivalent: they
+change no behaviour any caller can observe; they are left out of the denominator and printed
+with their reason. Goals: 90 % for the verdict rules and the metrics, 80 % elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+EQUIVALENTS = ROOT / "scripts" / "mutation_equivalents.toml"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Source files mutated together, the tests that judge them and the goal kill rate."""
+
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]
+    goal: float = 0.80
+
+
+METRIC_GOAL = 0.90
+GROUPS: dict[str, Group] = {
+    "verdict": Group(
+        ("fga_tui/diagnostics/verdict.py",),
+        ("tests/test_verdicts.py",),
+        METRIC_GOAL,
+    ),
+    "separation": Group(
+        ("fga_tui/diagnostics/separation.py",),
+        ("tests/test_verdicts.py", "tests/test_diag_similarity.py"),
+        METRIC_GOAL,
+    ),
+    "attention": Group(
+        ("fga_tui/diagnostics/attention.py",),
+        ("tests/test_diag_attention.py", "tests/test_diag_attention_units.py"),
+        METRIC_GOAL,
+    ),
+    "similarity": Group(
+        ("fga_tui/diagnostics/similarity.py",),
+        ("tests/test_diag_similarity.py",),
+        METRIC_GOAL,
+    ),
+    "words": Group(
+        ("fga_tui/diagnostics/words.py",),
+        ("tests/test_diag_words.py", "tests/test_diag_attention.py"),
+    ),
+    "symmetry": Group(
+        ("fga_tui/structure/symmetry.py",),
+        ("tests/test_structure_symmetry.py",),
+    ),
+    "graph": Group(
+        ("fga_tui/structure/graph.py", "fga_tui/structure/neighbors.py"),
+        ("tests/test_structure_graph.py",),
+    ),
+    "unpickler": Group(
+        ("fga_tui/io/unpickler.py",),
+        ("tests/test_io_unpickler.py", "tests/test_checkpoint_loading.py"),
+    ),
+    "atomic": Group(
+        ("fga_tui/io/atomic.py",),
+        ("tests/test_io_atomic.py",),
+    ),
+    "snapshot": Group(
+        ("fga_tui/snapshot.py",),
+        ("tests/test_snapshot.py",),
+    ),
+}
+
+KILLED = {1, 3, 36, 37, -24, 24, 152, 255}
+"""mutmut exit codes that mean a test noticed the mutant (failure, pytest error, timeout)."""
+SKIPPED = {34}
+
+
+@dataclass
+class Tally:
+    killed: int = 0
+    survived: list[str] = field(default_factory=list)
+    equivalent: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def judged(self) -> int:
+        return self.killed + len(self.survived)
+
+    @property
+    def rate(self) -> float:
+        return self.killed / self.judged if self.judged else 1.0
+
+
+def repo_files() -> list[str]:
+    """Tracked files plus new, not-ignored ones: what a clean clone (plus your edits) holds."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
+
+
+def prepare(name: str, group: Group) -> Path:
+    """A fresh copy of the repository with mutmut configured for ``group``."""
+    work = WORK / name
+    shutil.rmtree(work, ignore_errors=True)
+    for rel in repo_files():
+        dest = work / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    tests = [t for t in group.tests if (work / t).exists()]
+    if not tests:  # an empty selection would make pytest run the whole suite per mutant
+        raise SystemExit(f"{name}: none of its test files exist: {', '.join(group.tests)}")
+    config = {
+        "source_paths": ["fga_tui"],
+        "only_mutate": list(group.sources),
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
+        # torch is not fork-safe once its thread pools started: fork from a clean server.
+        "process_isolation": "forkserver",
+    }
+    lines = ["", "[tool.mutmut]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    with (work / "pyproject.toml").open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return work
+
+
+def run_group(name: str, group: Group, jobs: int | None) -> int:
+    work = prepare(name, group)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cmd = [sys.executable, "-m", "mutmut", "run"]
+    if jobs:
+        cmd += ["--max-children", str(jobs)]
+    print(f"== {name}: mutating {', '.join(group.sources)}", flush=True)
+    with (work / "mutmut.log").open("w") as log:
+        return subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def load_equivalents() -> list[dict[str, str]]:
+    if not EQUIVALENTS.exists():
+        return []
+    return tomllib.loads(EQUIVALENTS.read_text(encoding="utf-8")).get("equivalent", [])
+
+
+def mutated_line(diff: str) -> str:
+    """The mutant's new line(s), whitespace-normalised: the key of an equivalence entry."""
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+"]
+    return " ".join(" ".join(line.split()) for line in added)
+
+
+def function_of(mutant: str) -> str:
+    """``pkg.mod.x_func__mutmut_3`` -> ``func`` (``xǁClassǁmethod`` -> ``Class.method``)."""
+    tail = mutant.rpartition(".")[2]
+    tail = re.sub(r"__mutmut_\d+$", "", tail)
+    return tail.removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".")
+
+
+def tally(name: str, group: Group) -> dict[str, Tally]:
+    """Per source file: killed, surviving and equivalent mutants of the last run."""
+    work = WORK / name
+    sys.path.insert(0, str(work))
+    cwd = Path.cwd()
+    os.chdir(work)
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+        equivalents = load_equivalents()
+        result: dict[str, Tally] = {}
+        for source in group.sources:
+            meta = work / "mutants" / f"{source}.meta"
+            t = result.setdefault(source, Tally())
+            if not meta.exists():
+                continue
+            codes = json.loads(meta.read_text())["exit_code_by_key"]
+            for mutant, code in sorted(codes.items(), key=lambda kv: natural_key(kv[0])):
+                if code in SKIPPED:
+                    continue
+                if code in KILLED:
+                    t.killed += 1
+                    continue
+                diff = get_diff_for_mutant(mutant, path=source)
+                reason = match_equivalent(equivalents, source, mutant, diff)
+                if reason:
+                    t.equivalent.append((mutant, reason))
+                else:
+                    t.survived.append(mutant)
+        return result
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(work))
+
+
+def natural_key(mutant: str) -> tuple[str, int]:
+    head, _, num = mutant.rpartition("__mutmut_")
+    return head, int(num) if num.isdigit() else 0
+
+
+def match_equivalent(entries: list[dict[str, str]], source: str, mutant: str, diff: str) -> str:
+    line, func = mutated_line(diff), function_of(mutant)
+    for entry in entries:
+        if (
+            entry["module"] == source
+            and entry["function"] == func
+            and " ".join(entry["mutant"].split()) == line
+        ):
+            return entry["reason"]
+    return ""
+
+
+def report(names: list[str], verbose: bool) -> bool:
+    """Print the kill-rate table (and the survivors' diffs); True when every goal is met."""
+    ok = True
+    rows = []
+    for name in names:
+        group = GROUPS[name]
+        if not (WORK / name / "mutants").exists():
+            rows.append((name, "-", "not run", "", "", "", ""))
+            ok = False
+            continue
+        for source, t in tally(name, group).items():
+            met = t.rate >= group.goal
+            ok &= met
+            rows.append(
+                (
+                    name,
+                    source,
+                    f"{t.rate:6.1%}",
+                    f"{t.killed}/{t.judged}",
+                    str(len(t.equivalent)),
+                    f"{group.goal:.0%}",
+                    "ok" if met else "MISS",
+                )
+            )
+            if verbose:
+                print_survivors(name, source, t)
+    header = ("group", "module", "killed", "killed/judged", "equivalent", "goal", "")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return ok
+
+
+def print_survivors(name: str, source: str, t: Tally) -> None:
+    work = WORK / name
+    os.chdir(work)
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+        for mutant in t.survived:
+            print(f"--- survived: {mutant}")
+            print(get_diff_for_mutant(mutant, path=source))
+        for mutant, reason in t.equivalent:
+            print(f"--- equivalent: {mutant}: {reason}")
+    finally:
+        os.chdir(ROOT)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("groups", nargs="*", metavar="GROUP", help=", ".join(GROUPS))
+    parser.add_argument("--jobs", type=int, default=None, help="workers (default: all cores)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument("--report-only", action="store_true", help="report the last runs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print surviving diffs")
+    args = parser.parse_args()
+    names = args.groups or list(GROUPS)
+    unknown = sorted(set(names) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    for name in names if not args.report_only else []:
+        code = run_group(name, GROUPS[name], args.jobs)
+        if code:
+            print(f"mutmut failed in {name} (exit {code}): see {WORK / name / 'mutmut.log'}")
+            return 2
+    ok = report(names, args.verbose)
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
