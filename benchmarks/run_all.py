@@ -4,7 +4,9 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
-- TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets.
+- limits (bench_limits): speeds tests used to assert with a stopwatch, as ratios;
+- TUI (bench_tui, bench_limits): step-to-repaint p95, first paint and quitting mid-trace,
+  absolute ms against their targets.
 Nothing asserts; a MISS is information.
 """
 
@@ -60,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import bench_forward
+    import bench_limits
     import bench_scan
     import bench_tui
     from _common import machine
@@ -70,6 +73,7 @@ def main() -> None:
         ("engine", lambda: bench_forward.run(args.quick)),
         ("graphs", lambda: graph_rows(args.quick)),
         ("scan", lambda: bench_scan.run(args.quick)),
+        ("limits", lambda: bench_limits.run(args.quick)),
     ):
         try:
             ratio_rows += fn()
@@ -83,7 +87,7 @@ def main() -> None:
                     "target": float("nan"),
                 }
             )
-    tui_rows = bench_tui.run(args.quick)
+    tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
 
     print(machine())
     head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"

@@ -85,16 +85,12 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)  # a stray relative write would land here and be seen
     built = case.build(tmp_path)
     before = _tree(tmp_path)
-    start = time.perf_counter()
     try:
         result = runner.invoke(app, built.argv, catch_exceptions=False)
-        elapsed = time.perf_counter() - start
         check_outcome(case, built, result.exit_code, result.stdout, result.stderr)
         assert _tree(tmp_path) == before, "files were left behind"
         if built.check is not None:
             built.check()
-        if case.max_seconds is not None:
-            assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
     finally:
         _unlock(tmp_path)
 

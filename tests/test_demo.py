@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -146,19 +145,16 @@ def test_dataset_rows_load_as_samples_with_the_designed_orbits(tmp_path: Path) -
 
 
 def test_train_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
-    start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "train_demo.py"), "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("demo_problem.pt", "demo_fixed.pt", "ba4hfli.json", "ba4hfli.tokens.npz"):
         assert (tmp_path / name).is_file()
     assert "demo_fixed: cross-orbit JSD" in done.stdout
-    assert elapsed < 30, f"--quick took {elapsed:.1f} s"
 
 
 @needs_demo

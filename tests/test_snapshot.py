@@ -109,7 +109,8 @@ def test_a_rename_that_races_with_another_snapshot_takes_the_next_name(tmp_path,
 
     monkeypatch.setattr(snapshot.os, "rename", racing)
     out = write_snapshot(tmp_path, trace=_trace(), report=FakeReport(), now=NOW)
-    assert calls == ["20260102-030405-sample", "20260102-030405-sample-2", "20260102-030405-sample-3"]
+    stem = "20260102-030405-sample"
+    assert calls == [stem, f"{stem}-2", f"{stem}-3"]
     assert out.name == "20260102-030405-sample-3"
 
 
@@ -212,7 +213,7 @@ def test_a_folder_the_user_cannot_write_is_an_input_error(nobody_tmp):
 
 def test_a_folder_the_user_cannot_create_is_an_input_error(nobody_tmp):
     folder = locked_dir(nobody_tmp)
-    outcome, left = as_nobody(_snapshot_into, folder / "snaps", 10)
+    outcome, _ = as_nobody(_snapshot_into, folder / "snaps", 10)
     assert outcome == "cannot create the snapshot directory: Permission denied"
     assert list(folder.iterdir()) == []
 

@@ -54,7 +54,6 @@ class Case:
     build: Callable[[Path], Built]
     expect: tuple[str, ...]
     exit_code: int = 2
-    max_seconds: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,7 +807,6 @@ CASES: tuple[Case, ...] = (
         "sample_5000_atoms",
         sample_huge_cell,
         ("5000 atoms exceeds --max-atoms 1000",),
-        max_seconds=10.0,
     ),
     Case(
         "sample_jsonl_index_out_of_range",
