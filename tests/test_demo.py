@@ -152,9 +152,19 @@ def test_train_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("demo_problem.pt", "demo_fixed.pt", "ba4hfli.json", "ba4hfli.tokens.npz"):
-        assert (tmp_path / name).is_file()
-    assert "demo_fixed: cross-orbit JSD" in done.stdout
+    # The two recipes, shrunk by --quick to one ALIGNN and one GCN layer: the problem keeps
+    # middle fusion after block 0, the fix has none; both load and trace the written sample.
+    problem = engine.load_model(tmp_path / "demo_problem.pt", device="cpu")
+    fixed = engine.load_model(tmp_path / "demo_fixed.pt", device="cpu")
+    assert problem.stage_names() == ["embed", "alignn.0", "fusion.0", "gcn.0", "fga"]
+    assert fixed.stage_names() == ["embed", "alignn.0", "gcn.0", "fga"]
+    sample = engine.load_sample(tmp_path / "ba4hfli.json")
+    assert sample.structure.elements == ("Ba",) * 4 + ("Hf", "Li")
+    prepared = engine.prepare_sample(fixed, sample, tokens_path=tmp_path / "ba4hfli.tokens.npz")
+    trace = engine.run_trace(fixed, prepared)
+    assert trace.atom_to_text.shape[1] == 6 and np.isfinite(trace.prediction)
+    jsd = [x for x in done.stdout.splitlines() if x.startswith("demo_fixed: cross-orbit JSD ")]
+    assert len(jsd) == 1 and float(jsd[0].rsplit(" ", 1)[1]) >= 0.0
 
 
 @needs_demo
