@@ -36,7 +36,7 @@ def reference(lattice, frac, r, bond_tol=nb.BOND_TOL, cart=None) -> set[tuple]:
     for k in range(3):
         a, b = matrix[(k + 1) % 3], matrix[(k + 2) % 3]
         spacing = volume / np.linalg.norm(np.cross(a, b))
-        span.append(int(math.ceil((r + extent) / spacing)) + 2)
+        span.append(math.ceil((r + extent) / spacing) + 2)
     kept = set()
     for image in itertools.product(*[range(-s, s + 1) for s in span]):
         offset = np.dot(np.array(image, dtype=np.float64), matrix)
