@@ -88,7 +88,11 @@ GROUPS: dict[str, Group] = {
     ),
     "graph": Group(
         ("fga_tui/structure/graph.py", "fga_tui/structure/neighbors.py"),
-        ("tests/test_structure_graph.py", "tests/test_structure_neighbors.py"),
+        (
+            "tests/test_structure_graph.py",
+            "tests/test_structure_neighbors.py",
+            "tests/test_structure_knn.py",
+        ),
         select=("-k", "not (imports_neither or spawned_workers or through_dgl)"),
         preload=("torch", "alignn.graphs", "jarvis.core.atoms"),
     ),
