@@ -93,7 +93,10 @@ GROUPS: dict[str, Group] = {
             "tests/test_structure_neighbors.py",
             "tests/test_structure_knn.py",
         ),
-        select=("-k", "not (imports_neither or spawned_workers or through_dgl)"),
+        select=(
+            "-k",
+            "not (imports_neither or spawned_workers or through_dgl or 100_plus or thousand)",
+        ),
         preload=("torch", "alignn.graphs", "jarvis.core.atoms"),
     ),
     "unpickler": Group(
