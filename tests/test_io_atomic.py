@@ -123,3 +123,19 @@ def test_a_folder_the_user_cannot_write_raises_and_leaves_nothing(nobody_tmp):
     outcome, left = as_nobody(_write_then_report, folder / "trace.npz", b"data")
     assert outcome == "EACCES"
     assert left == ""
+
+
+def test_an_interrupt_right_after_the_rename_is_not_masked(tmp_path, monkeypatch):
+    """Ctrl-C between the rename and the return: the temporary name is already gone, and the
+    clean-up must not replace the KeyboardInterrupt with a FileNotFoundError."""
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert (tmp_path / "x.bin").read_bytes() == b"data"
+    assert _names(tmp_path) == ["x.bin"]
