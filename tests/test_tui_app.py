@@ -323,9 +323,14 @@ async def test_quitting_during_a_slow_trace_returns_promptly(session, monkeypatc
             await pilot.pause(0.1)
             assert app.busy and "tracing" in app.busy
             assert "tracing" in app.screen_text()
+            # If quitting waited for the trace, this watchdog would release it after 60 s and
+            # the check below would fail (instead of the test hanging).
+            watchdog = threading.Timer(60.0, release.set)
+            watchdog.start()
             await pilot.press("q")
         # The app has exited while the trace still blocks: quitting did not wait for it.
         assert not release.is_set() and started.is_set()
+        watchdog.cancel()
     finally:
         release.set()
 
