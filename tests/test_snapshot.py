@@ -152,6 +152,7 @@ def test_the_umask_is_read_once_without_changing_it():
         ("", "sample"),
         ("x" * 60, "x" * 48),
         ("mp_149.v2", "mp_149.v2"),
+        ("Xe-X", "Xe-X"),
     ],
 )
 def test_snapshot_names_are_safe_file_names(sample_id, slug):
@@ -232,3 +233,84 @@ def test_snapshot_module_never_imports_textual():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+# --- the error branches in this process (the child runs above are invisible to mutmut) -------
+
+
+class RecordingTrace:
+    """A trace whose save records where the snapshot is being assembled."""
+
+    def __init__(self) -> None:
+        self.saved_to: Path | None = None
+
+    def save_npz(self, path: Path) -> None:
+        self.saved_to = Path(path)
+        Path(path).write_bytes(b"npz")
+
+
+def test_the_snapshot_is_assembled_in_a_hidden_folder_inside_the_target_folder(tmp_path):
+    """Inside, so the final rename stays on one filesystem; hidden, so a crash leaves an
+    obvious ``.snapshot-XXXX`` rather than something that looks like a snapshot."""
+    trace = RecordingTrace()
+    out = write_snapshot(tmp_path, trace=trace, report=FakeReport(), now=NOW)
+    assert trace.saved_to is not None
+    assert trace.saved_to.parent.parent == tmp_path
+    assert trace.saved_to.parent.name.startswith(".snapshot-")
+    assert (out / "trace.npz").read_bytes() == b"npz"
+
+
+def test_report_json_is_indented_by_two_and_ends_with_a_newline(tmp_path):
+    payload = {"schema": "fga-tui.report/1", "verdicts": [{"code": "HEALTHY"}]}
+    out = write_snapshot(tmp_path, trace=_trace(), report=FakeReport(payload=payload), now=NOW)
+    assert (out / "report.json").read_text() == json.dumps(payload, indent=2) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "Permission denied"),
+        (OSError("no strerror here"), "no strerror here"),
+    ],
+)
+def test_a_temporary_folder_that_cannot_be_made_is_an_input_error(
+    tmp_path, monkeypatch, failure, reason
+):
+    def refuse(**_kw):
+        raise failure
+
+    monkeypatch.setattr(snapshot.tempfile, "mkdtemp", refuse)
+    with pytest.raises(InputError) as err:
+        write_snapshot(tmp_path / "snaps", trace=_trace(), report=FakeReport())
+    assert err.value.path == str(tmp_path / "snaps")
+    assert err.value.reason == f"cannot write a snapshot here: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+        (OSError("no strerror here"), "no strerror here"),
+    ],
+)
+def test_a_write_that_fails_is_an_input_error_naming_the_folder(tmp_path, failure, reason):
+    class Failing:
+        def save_npz(self, path: Path) -> None:
+            Path(path).write_bytes(b"half")
+            raise failure
+
+    with pytest.raises(InputError) as err:
+        write_snapshot(tmp_path, trace=Failing(), report=FakeReport())
+    assert err.value.path == str(tmp_path)
+    assert err.value.reason == f"cannot write the snapshot: {reason}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_created_without_strerror_says_what_failed(tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise OSError("quota exceeded")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(InputError) as err:
+        write_snapshot(tmp_path / "snaps", trace=_trace(), report=FakeReport())
+    assert err.value.reason == "cannot create the snapshot directory: quota exceeded"
