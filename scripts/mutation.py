@@ -75,7 +75,7 @@ GROUPS: dict[str, Group] = {
     ),
     "similarity": Group(
         ("fga_tui/diagnostics/similarity.py",),
-        ("tests/test_diag_similarity.py",),
+        ("tests/test_diag_similarity.py", "tests/test_diag_similarity_units.py"),
         METRIC_GOAL,
     ),
     "words": Group(
