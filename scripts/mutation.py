@@ -6,6 +6,7 @@ Run from the repository root (the ``dev`` extra pins mutmut)::
     python scripts/mutation.py words atomic     # some groups
     python scripts/mutation.py --check          # exit 1 when a group misses its goal
     python scripts/mutation.py --report-only    # the table from the last runs
+    python scripts/mutation.py --recheck words  # after adding tests: re-run the survivors only
 
 Each group runs in its own copy of the repository (``.mutation/<group>/``, ignored by git), so
 the working tree is never touched and a run interrupted half-way leaves nothing behind. mutmut
@@ -167,6 +168,12 @@ def prepare(name: str, group: Group) -> Path:
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest)
+    configure(name, group, work)
+    return work
+
+
+def configure(name: str, group: Group, work: Path) -> None:
+    """The project's pyproject.toml plus a [tool.mutmut] table for ``group``; the preloads."""
     tests = [t for t in group.tests if (work / t.split("::")[0]).exists()]
     if not tests:  # an empty selection would make pytest run the whole suite per mutant
         raise SystemExit(f"{name}: none of its test files exist: {', '.join(group.tests)}")
@@ -180,23 +187,66 @@ def prepare(name: str, group: Group) -> Path:
     }
     lines = ["", "[tool.mutmut]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in config.items()]
-    with (work / "pyproject.toml").open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    (work / "pyproject.toml").write_text(text + "\n".join(lines) + "\n", encoding="utf-8")
+    prepare_preload(work, group)
+
+
+def prepare_preload(work: Path, group: Group) -> None:
     if group.preload:  # the fork server collects the tests first, loading conftest.py
         with (work / "tests" / "conftest.py").open("a", encoding="utf-8") as fh:
             fh.write(f"\n\nfor _name in {list(group.preload)!r}:\n")
             fh.write("    __import__(_name)\n")
+
+
+def survivors(name: str, group: Group) -> list[str] | None:
+    """The last run's mutants that no test killed, or None when that run cannot be reused (never
+    run, or a mutated source changed since: then everything must run again)."""
+    work = WORK / name
+    names: list[str] = []
+    for source in group.sources:
+        meta = work / "mutants" / f"{source}.meta"
+        copy = work / source
+        if not meta.exists() or not copy.exists():
+            return None
+        if copy.read_bytes() != (ROOT / source).read_bytes():
+            return None
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        names += [m for m, code in codes.items() if code not in KILLED and code not in SKIPPED]
+    return names
+
+
+def refresh_tests(name: str) -> Path:
+    """Copy the current tests (and equivalence list) into the group's copy, sources untouched."""
+    work = WORK / name
+    for rel in repo_files():
+        if rel.startswith(("tests/", "scripts/")):
+            dest = work / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest)
     return work
 
 
-def run_group(name: str, group: Group, jobs: int | None) -> int:
-    work = prepare(name, group)
+def run_group(name: str, group: Group, jobs: int | None, recheck: bool = False) -> int:
+    again = survivors(name, group) if recheck else None
+    if again == []:
+        print(f"== {name}: nothing survived the last run", flush=True)
+        return 0
+    if again:
+        work = refresh_tests(name)
+        configure(name, group, work)
+    else:
+        work = prepare(name, group)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [sys.executable, "-m", "mutmut", "run"]
     if jobs:
         cmd += ["--max-children", str(jobs)]
-    print(f"== {name}: mutating {', '.join(group.sources)}", flush=True)
+    if again:
+        cmd += again
+        print(f"== {name}: re-running {len(again)} surviving mutants", flush=True)
+    else:
+        print(f"== {name}: mutating {', '.join(group.sources)}", flush=True)
     with (work / "mutmut.log").open("w") as log:
         done = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     return done.returncode
@@ -333,6 +383,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=None, help="workers (default: all cores)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--report-only", action="store_true", help="report the last runs")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-run only the last run's survivors against the current tests (sources unchanged)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print surviving diffs")
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
@@ -340,7 +395,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
     for name in names if not args.report_only else []:
-        code = run_group(name, GROUPS[name], args.jobs)
+        code = run_group(name, GROUPS[name], args.jobs, args.recheck)
         if code:
             print(f"mutmut failed in {name} (exit {code}): see {WORK / name / 'mutmut.log'}")
             return 2

@@ -267,3 +267,55 @@ def test_first_uniform_stage_threshold_is_strict_and_later_stages_must_agree():
     assert att.first_uniform_stage(_profile(0.0, 0.0)) == "s0"
     assert att.first_uniform_stage([]) is None
     assert att.first_uniform_stage(_profile(0.05, 0.02), threshold=0.03) == "s1"
+
+
+def test_summary_json_is_the_report_contract_with_every_number_plain():
+    A = np.array([[[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]])
+    Q = np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    K = np.array([[[1.0, 0.0], [0.0, 2.0]]])
+    s = att.summarize_attention(A, orbits=[[0, 2], [1]], Q=Q, K=K)
+    j = s.to_json()
+    assert list(j) == [
+        "num_atoms",
+        "num_heads",
+        "num_valid_tokens",
+        "degenerate_softmax",
+        "entropy",
+        "mean_entropy",
+        "mean_head_entropy",
+        "jsd",
+        "cross_orbit_jsd",
+        "argmax_agreement",
+        "top_token",
+        "max_abs_row_diff",
+        "cross_orbit_max_abs_row_diff",
+        "decomposition",
+    ]
+    assert (j["num_atoms"], j["num_heads"], j["num_valid_tokens"]) == (3, 1, 2)
+    assert j["degenerate_softmax"] is False
+    assert j["entropy"] == list(s.entropy) and j["mean_entropy"] == s.mean_entropy
+    assert j["mean_head_entropy"] == s.mean_head_entropy
+    assert j["jsd"] == s.jsd and j["cross_orbit_jsd"] == s.cross_orbit_jsd
+    assert j["argmax_agreement"] == pytest.approx(2 / 3) and j["top_token"] == 0
+    assert j["max_abs_row_diff"] == pytest.approx(0.5)
+    assert j["cross_orbit_max_abs_row_diff"] == pytest.approx(0.5)
+    d = s.decomposition
+    assert j["decomposition"] == {
+        "shared_spread": d.shared_spread,
+        "atom_spread": d.atom_spread,
+        "shared_fraction": d.shared_fraction,
+        "same_top_token_if_shared_only": d.same_top_token_if_shared_only,
+        "shared_top_agreement": d.shared_top_agreement,
+        "shared_top_token": d.shared_top_token,
+        "per_head_shared_spread": list(d.per_head_shared_spread),
+        "per_head_atom_spread": list(d.per_head_atom_spread),
+        "per_head_shared_fraction": list(d.per_head_shared_fraction),
+        "per_head_same_top_token": list(d.per_head_same_top_token),
+    }
+    assert all(type(v) is float for v in j["entropy"])
+    assert type(j["decomposition"]["per_head_same_top_token"][0]) is bool
+    one = att.summarize_attention(np.array([[[1.0, 0.0]]]), [1, 0]).to_json()
+    assert one["degenerate_softmax"] is True and one["decomposition"] is None
+    assert one["cross_orbit_jsd"] is None and one["max_abs_row_diff"] is None
+    flat = att.logit_decomposition(np.ones((2, 2)), np.ones((3, 2))).to_json()
+    assert flat["shared_fraction"] is None and flat["per_head_shared_fraction"] == [None]
