@@ -40,12 +40,11 @@ def reference(lattice, frac, r, bond_tol=nb.BOND_TOL, cart=None) -> set[tuple]:
     kept = set()
     for image in itertools.product(*[range(-s, s + 1) for s in span]):
         offset = np.dot(np.array(image, dtype=np.float64), matrix)
-        for j, cart_j in enumerate(sites):
-            point = offset + cart_j
-            for i, cart_i in enumerate(sites):
-                d = float(np.sum((point - cart_i) ** 2) ** 0.5)
-                if d <= r and d > 1e-8 and d > bond_tol:
-                    kept.add((i, j, image, d))
+        points = offset + sites  # atom j's image, as jarvis adds them
+        # d[j, i] = sum((point_j - site_i) ** 2) ** 0.5, elementwise as jarvis writes it
+        d = np.sum((points[:, None, :] - sites[None, :, :]) ** 2, axis=-1) ** 0.5
+        for j, i in zip(*np.nonzero((d <= r) & (d > 1e-8) & (d > bond_tol)), strict=True):
+            kept.add((int(i), int(j), image, float(d[j, i])))
     return kept
 
 
