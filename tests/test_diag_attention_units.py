@@ -319,3 +319,36 @@ def test_summary_json_is_the_report_contract_with_every_number_plain():
     assert one["cross_orbit_jsd"] is None and one["max_abs_row_diff"] is None
     flat = att.logit_decomposition(np.ones((2, 2)), np.ones((3, 2))).to_json()
     assert flat["shared_fraction"] is None and flat["per_head_shared_fraction"] == [None]
+
+
+def test_every_summary_number_ignores_masked_tokens():
+    """Token 2 is masked and carries most of the weight, differently per atom: no number may
+    see it (the valid tokens 0 and 1 read identically for both atoms)."""
+    A = np.array([[[0.1, 0.1, 0.8], [0.2, 0.2, 0.6]]])
+    mask = [1, 1, 0]
+    s = att.summarize_attention(A, mask, orbits=[[0], [1]])
+    assert s.jsd == 0.0 and s.cross_orbit_jsd == 0.0
+    assert s.argmax_agreement == 1.0 and s.top_token == 0
+    assert s.max_abs_row_diff == pytest.approx(0.1)  # raw weights, not renormalised
+    assert s.cross_orbit_max_abs_row_diff == pytest.approx(0.1)
+    assert att.mean_pairwise_jsd(A, mask) == 0.0
+    assert att.mean_pairwise_jsd(A) > 0.0
+    Q = np.array([[[1.0, 0.0], [1.0, 0.0]]])
+    K = np.array([[[0.0, 1.0], [1.0, 0.0], [9.0, 0.0]]])
+    with_qk = att.summarize_attention(A, mask, Q=Q, K=K)
+    expected = att.logit_decomposition(Q, K, mask)
+    assert with_qk.decomposition == expected and expected.shared_top_token == 1
+    assert att.summarize_attention(A, mask, Q=Q, K=K, scale=3.0).decomposition == (
+        att.logit_decomposition(Q, K, mask, scale=3.0)
+    )
+    points = att.divergence_profile({"gcn.0": A}, mask, orbits=[[0], [1]])
+    assert points[0].jsd == 0.0 and points[0].cross_orbit_jsd == 0.0
+    assert points[0].argmax_agreement == 1.0
+    unmasked = att.divergence_profile({"gcn.0": A}, orbits=[[0], [1]])
+    assert unmasked[0].jsd > 0.0
+
+
+def test_max_abs_row_diff_averages_heads_and_handles_two_atoms():
+    A = np.array([[[0.2, 0.8], [0.6, 0.4]], [[0.4, 0.6], [0.6, 0.4]]])  # head mean: .3/.7, .6/.4
+    assert att.max_abs_row_diff(A) == pytest.approx(0.3)
+    assert att.max_abs_row_diff(A, pairs="cross_orbit", orbits=None) == pytest.approx(0.3)
