@@ -352,3 +352,40 @@ def test_max_abs_row_diff_averages_heads_and_handles_two_atoms():
     A = np.array([[[0.2, 0.8], [0.6, 0.4]], [[0.4, 0.6], [0.6, 0.4]]])  # head mean: .3/.7, .6/.4
     assert att.max_abs_row_diff(A) == pytest.approx(0.3)
     assert att.max_abs_row_diff(A, pairs="cross_orbit", orbits=None) == pytest.approx(0.3)
+
+
+def test_head_averaged_top_tokens_use_each_heads_normalised_softmax():
+    """Head 0 spreads its mass over tokens 0, 2, 3, 4 (token 0 first); head 1 is sure of token 1.
+    The mean of the two *normalised* distributions picks token 1; weights left unnormalised
+    would let head 0's larger exp-sum win with token 0."""
+    Q = np.array([[[1.0]], [[1.0]]])  # [H=2, N=1, d=1]
+    K = np.array([[10.0, 8.0, 9.9, 9.9, 9.9], [0.0, 5.0, 0.0, 0.0, 0.0]])[:, :, None]
+    d = att.logit_decomposition(Q, K)
+    assert d.shared_top_token == 1 and d.same_top_token_if_shared_only
+    assert d.per_head_same_top_token == (True, True)
+
+
+def test_softmax_is_stable_for_large_and_unequal_logits():
+    """Logits near 800 overflow exp() unless each row's own maximum is subtracted first; a head
+    far below the other must not underflow to 0/0 either (warnings are errors here)."""
+    Q = np.array([[[1.0], [1.0]], [[1.0], [1.0]]])
+    K = np.array([[[800.0], [799.0]], [[-800.0], [-797.0]]])
+    d = att.logit_decomposition(Q, K)
+    assert d.shared_top_token == 1  # mean of (.73, .27) and (.05, .95)
+    assert d.shared_top_agreement == 1.0
+
+
+def test_attention_and_logits_are_computed_in_double_precision():
+    rng = np.random.default_rng(7)
+    A = rng.dirichlet(np.ones(5), size=(2, 3)).astype(np.float32)
+    assert att.as_attention(A).dtype == np.float64
+    Q = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    K = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    single = att.logit_decomposition(Q, K)
+    double = att.logit_decomposition(Q.astype(np.float64), K.astype(np.float64))
+    assert single == double
+
+
+def test_logit_decomposition_refuses_keys_of_the_wrong_rank():
+    with pytest.raises(ValueError, match="need Q"):
+        att.logit_decomposition(np.ones((1, 2, 2)), np.ones((1, 3, 2, 2)))
