@@ -389,3 +389,13 @@ def test_attention_and_logits_are_computed_in_double_precision():
 def test_logit_decomposition_refuses_keys_of_the_wrong_rank():
     with pytest.raises(ValueError, match="need Q"):
         att.logit_decomposition(np.ones((1, 2, 2)), np.ones((1, 3, 2, 2)))
+
+
+def test_the_full_logits_are_each_atoms_own_query_against_the_keys():
+    """shared + specific = q̄·k + (q_i − q̄)·k = q_i·k: atom 0 (query (1, 0)) reads token 0 even
+    though the shared query (1, 2) ranks token 1 first."""
+    Q = np.array([[1.0, 0.0], [1.0, 4.0]])
+    K = np.eye(2)
+    d = att.logit_decomposition(Q, K)
+    assert d.shared_top_token == 1
+    assert d.shared_top_agreement == 0.5 and d.per_head_same_top_token == (False,)
