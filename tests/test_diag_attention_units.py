@@ -256,10 +256,9 @@ def _profile(*values):
 
 
 def test_first_uniform_stage_threshold_is_strict_and_later_stages_must_agree():
-    t = att.UNIFORM_JSD_BITS
-    assert t == 1e-3
-    assert att.first_uniform_stage(_profile(0.5, t * 0.999, 0.0)) == "s1"
-    assert att.first_uniform_stage(_profile(0.5, t, 0.0)) == "s2"  # at the threshold: differs
+    t = 1e-3  # the default: 1e-3 bits (a 5-point difference on the heaviest tokens)
+    assert att.first_uniform_stage(_profile(0.5, 0.000999, 0.0)) == "s1"
+    assert att.first_uniform_stage(_profile(0.5, 0.001, 0.0)) == "s2"  # at the threshold: differs
     assert att.first_uniform_stage(_profile(0.0, 0.5, 0.0)) == "s2"  # a later stage differs again
     assert att.first_uniform_stage(_profile(0.0, 0.0, t)) is None
     assert att.first_uniform_stage(_profile(0.0, None, 0.0)) == "s2"
