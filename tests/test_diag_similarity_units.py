@@ -42,8 +42,7 @@ def _near_mean_pair(e: float) -> np.ndarray:
 
 
 def test_centred_cosine_treats_rows_within_the_tolerance_as_the_mean_atom():
-    tol = sim.CENTER_RTOL  # times the largest row norm, 1 here
-    assert tol == 1e-10
+    tol = 1e-10  # CENTER_RTOL times the largest row norm, 1 here
     inside = sim.centered_cosine(_near_mean_pair(0.9 * tol))
     assert inside[2, 3] == 1.0 and inside[2, 0] == 0.0  # both "equal to the mean atom"
     outside = sim.centered_cosine(_near_mean_pair(1.1 * tol))
@@ -77,7 +76,7 @@ def test_cosine_of_zero_rows():
 
 def test_identical_within_atol_plus_rtol_times_the_larger_value():
     a = 100.0
-    bound = sim.IDENTICAL_ATOL + sim.IDENTICAL_RTOL * a  # 0.001001
+    bound = 1e-6 + 1e-5 * a  # atol 1e-6 + rtol 1e-5 × the larger value = 0.001001
     assert sim.identical_matrix([[a], [a - 0.999 * bound]])[0, 1]
     assert not sim.identical_matrix([[a], [a - 1.001 * bound]])[0, 1]
     assert sim.identical_pairs([[1.0], [1.0 + 0.5e-6], [1.0 + 3e-5]]) == [(0, 1)]
@@ -118,7 +117,7 @@ def test_mad_counts_distances_at_the_zero_tolerance_as_zero():
     def cell(angle: float) -> np.ndarray:
         return np.array([[1.0, 0.0], [np.cos(angle), np.sin(angle)], [0.0, 1.0]])
 
-    edge = np.arccos(1 - sim.MAD_ZERO_TOL)  # 1 - cos(edge) == MAD_ZERO_TOL
+    edge = np.arccos(1 - 1e-10)  # 1 - cos(edge) == 1e-10, the zero tolerance
     assert sim.mad(cell(0.9 * edge)) == pytest.approx(1.0, abs=1e-4)
     assert sim.mad(cell(1.1 * edge)) == pytest.approx(2 / 3, abs=1e-4)
 
