@@ -557,3 +557,45 @@ def test_trusted_loading_imports_real_classes_but_stubs_config_and_missing_ones(
         trusted.load(io.BytesIO(b"ccollections\nno_such_function\n."))
     with pytest.raises(up.InputError, match="memo index"):
         trusted.load(io.BytesIO(_memo_pickle(10**9)))
+
+
+# --- the tables built at import, rebuilt here so a change to how they are built shows -----------
+
+
+def _comparable(value):
+    if isinstance(value, torch.serialization.StorageType):
+        return ("storage", value.dtype)
+    if "_text_or_bytes" in getattr(value, "__qualname__", ""):
+        return ("builder", value.__name__)  # made afresh by each call
+    return value
+
+
+def test_the_allowlist_is_exactly_what_its_builder_returns():
+    rebuilt = up._allowed_globals()
+    assert rebuilt.keys() == up.ALLOWED_GLOBALS.keys()
+    for key, value in rebuilt.items():
+        assert _comparable(value) == _comparable(up.ALLOWED_GLOBALS[key]), key
+    assert ("torch", "float32") in rebuilt and ("torch", "Tensor") not in rebuilt
+    assert ("torch.storage", "TypedStorage") not in rebuilt
+    assert ("torch", "FloatStorage") in rebuilt
+    dtypes = [k for k in rebuilt if k[0] == "torch" and isinstance(rebuilt[k], torch.dtype)]
+    assert len(dtypes) >= 12
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, str])
+def test_text_or_bytes_builders_made_afresh_check_size_and_codec(kind):
+    build = up._text_or_bytes(kind)
+    assert build.__name__ == kind.__name__
+    limit = up._MAX_BYTES_ALLOC
+    with pytest.raises(up._Refused, match=f"a reasonable {kind.__name__} size"):
+        build(limit + 1)
+    assert len(build(limit)) == (len(str(limit)) if kind is str else limit)
+    assert build() == kind()
+    if kind is str:
+        assert build(b"ab", "latin-1") == "ab" and build(b"ab", "ascii", "strict") == "ab"
+    else:
+        assert build("ab", "utf8") == kind(b"ab")
+    with pytest.raises(up._Refused, match="a utf-8/latin-1/ascii encoding"):
+        build(b"ab" if kind is str else "ab", "cp1252")
+    with pytest.raises(up._Refused, match="encoding"):
+        build(b"ab" if kind is str else "ab", "utf-8", "replace")
