@@ -240,10 +240,24 @@ def refresh_tests(name: str) -> Path:
     return work
 
 
+def same_selection(name: str, group: Group) -> bool:
+    """Whether the group's test selection is the one its last run used: mutmut forgets every
+    result when the selection changes, so a recheck is only possible without such a change."""
+    try:
+        text = (WORK / name / "pyproject.toml").read_text(encoding="utf-8")
+        used = tomllib.loads(text)["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return False
+    wanted = [t for t in group.tests if (ROOT / t.split("::")[0]).exists()]
+    return used == [*wanted, *group.select]
+
+
 def run_group(
     name: str, group: Group, jobs: int | None, recheck: bool = False, sample: str = ""
 ) -> int:
-    again = survivors(name, group) if recheck else None
+    again = survivors(name, group) if recheck and same_selection(name, group) else None
+    if recheck and again is None:
+        print(f"== {name}: sources or test selection changed since the last run: a full run")
     if again == []:
         print(f"== {name}: nothing survived the last run", flush=True)
         return 0
