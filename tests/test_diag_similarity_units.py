@@ -257,3 +257,42 @@ def test_stage_metrics_identical_tolerances_are_passed_through():
     assert sim.stage_metrics("s", X, [], []).identical_cross_orbit_pairs == 0
     assert sim.stage_metrics("s", X, [], [], atol=1e-4).identical_cross_orbit_pairs == 1
     assert sim.stage_metrics("s", X, [], [], rtol=1e-4).identical_cross_orbit_pairs == 1
+
+
+def test_stage_json_is_the_report_contract_then_the_extras():
+    X = np.array([[1.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 3.0, 1.0], [2.0, 1.0, 0.0]])
+    m = sim.stage_metrics("gcn.1", X, [0, 1, 2], [1, 2, 3], orbits=[[0], [1], [2, 3]])
+    j = m.to_json()
+    assert list(j) == [
+        "name",
+        "mean_raw_corr",
+        "mean_centered_corr",
+        "mad",
+        "dirichlet",
+        "effective_rank",
+        "numerical_rank",
+        "cross_orbit_raw_corr",
+        "cross_orbit_centered_corr",
+        "cross_orbit_cosine",
+        "within_orbit_max_dev",
+        "identical_cross_orbit_pairs",
+        "identical_cross_orbit_examples",
+        "dirichlet_normalized",
+        "num_atoms",
+        "num_orbits",
+    ]
+    contract = list(sim.StageMetrics.CONTRACT_FIELDS)
+    assert list(j)[: len(contract)] == contract
+    for key in [*list(j)[1:11], "dirichlet_normalized"]:
+        assert j[key] == getattr(m, key) and type(j[key]) is float, key
+    assert j["name"] == "gcn.1" and j["num_atoms"] == 4 and j["num_orbits"] == 3
+    assert j["identical_cross_orbit_pairs"] == 1
+    assert j["identical_cross_orbit_examples"] == [[0, 1]]
+    assert j["within_orbit_max_dev"] == pytest.approx(2.0)
+
+
+def test_block_means_and_offdiagonal_means_need_a_square_matrix():
+    with pytest.raises(ValueError, match=r"expected a square matrix, got shape \(3,\)"):
+        sim.block_mean(np.zeros(3), [[0]])
+    reps, _ = sim.orbit_representatives(np.ones((3, 2)), None)
+    assert reps.dtype == np.int64
