@@ -33,13 +33,13 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
             "verdicts_new": sorted(codes_b - codes_a),
             "prediction": [a.prediction, b.prediction],
             "attention_cross_orbit_jsd": [jsd_a, jsd_b],
-            "worst_severity": [a.worst_severity, b.worst_severity],
+            "worst_severity": [a.worst_severity.value, b.worst_severity.value],
         },
     }
 
 
 def _verdict_line(r: Report) -> str:
-    return ", ".join(f"{v.code}({v.severity[0]})" for v in r.verdicts) or "—"
+    return ", ".join(f"{v.severity.glyph} {v.code}" for v in r.verdicts) or "—"
 
 
 def diff_text(a: Report, b: Report) -> str:

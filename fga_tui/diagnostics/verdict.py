@@ -1,19 +1,32 @@
-"""Rules that turn evidence into verdicts (codes of shared/DESIGN.md).
+"""Rules that turn evidence into verdicts: one function per verdict code.
 
-Each rule reads numbers already computed (stage metrics, orbit separation, attention summaries,
-the audit, ablation traces) and states one finding with its stage, numbers and remedy.
-Identity inside a symmetry orbit is never called a collapse.
+Each rule reads an ``Evidence`` (numbers already computed: the separation profile, attention
+summaries, the audit, the traces of cause-separating interventions) and the verdicts of the
+rules before it, and returns its findings with the stage and numbers they rest on. Rules share
+no state: a rule that needs another's conclusion computes it through the same pure helper
+(``symptom``, ``smoothing_trend``, ``untrained_attention``...) or reads ``earlier``.
+
+Adding a rule = writing one function ``(ev, earlier) -> list[Verdict]`` with a docstring that
+states its evidence and thresholds (named module constants), and adding one ``Rule`` line to
+``RULES`` (its code, and the severity from which it means "not healthy").
+
+The symptom this tool exists for: atoms the input tells apart (different elements, so
+different symmetry orbits) that read the same text words. Identity inside a symmetry orbit, and
+similarity of same-element atoms, is never called a collapse (see ``separation``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fga_tui.diagnostics.attention import UNIFORM_JSD_BITS
 from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
+from fga_tui.diagnostics.severity import Severity
 
+#: The public verdict codes (``report`` JSON contract); TEXT_IGNORED and UNGROUNDED are emitted
+#: by the attribution rules.
 CODES = (
     "SYMMETRY_EQUIVALENT",
     "FEATURE_COLLAPSE",
@@ -24,14 +37,26 @@ CODES = (
     "NO_GRADIENT_PATH",
     "DEGENERATE_SOFTMAX",
     "FGA_MISSING",
+    "TEXT_IGNORED",
+    "UNGROUNDED",
     "HEALTHY",
 )
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
-#: a stage that shrinks orbit separation to under a tenth of its input "drops" it.
+#: a fusion stage "drops" separation when it keeps less than a tenth of its input's.
 DROP_FACTOR = 0.1
+#: a message-passing layer "shrinks" separation when it keeps less than 90 % of its input's.
+LAYER_SHRINK = 0.9
+#: a smoothing trend needs at least this many shrinking layers in one unbroken decline.
+MIN_SHRINKING_LAYERS = 2
+#: ... which together keep less than a quarter of the separation ("lose most of it": 4x).
+TREND_KEEP = 0.25
 #: the shared query part "dominates" when it carries more than half the logit variance.
 SHARED_DOMINATES_FRACTION = 0.5
+#: two groups of atoms attend "materially" differently when the JSD of their mean attention
+#: rows is at least this (bits). Two rows that agree on 95 % of their mass and put the other
+#: 5 % on disjoint tokens differ by exactly 0.05 bits; float32 noise is ~1e-12 bits and a
+#: shared-query-dominated attention gives ~1e-3 to 1e-2.
+DISTINCT_JSD_BITS = 0.05
 
 REMEDIES = {
     "FUSION_HOMOGENIZES": "Disable or weaken middle fusion (remedy 1: compare with --no-fusion).",
@@ -50,71 +75,191 @@ REMEDIES = {
     "FGA_MISSING": "Train with use_fine_grained_attention=True to get atom-token attention.",
 }
 
+#: ``Verdict.vs_baseline`` values: compared with the same sample without interventions.
+PERSISTS, RESOLVED, NEW = "persists", "resolved", "new"
+
 
 @dataclass(frozen=True)
 class Verdict:
+    """One finding. ``severity`` is a ``Severity`` (a plain word is converted);
+    ``vs_baseline`` is set only under an intervention (``compare_with_baseline``)."""
+
     code: str
-    severity: str
+    severity: Severity
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     remedy: str | None = None
+    vs_baseline: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity.of(self.severity))
+
+    @property
+    def stage(self) -> str | None:
+        return self.evidence.get("stage")
 
     def to_json(self) -> dict[str, Any]:
         out = {
             "code": self.code,
-            "severity": self.severity,
+            "severity": self.severity.value,
             "message": self.message,
             "evidence": self.evidence,
         }
         if self.remedy:
             out["remedy"] = self.remedy
+        if self.vs_baseline is not None:
+            out["vs_baseline"] = self.vs_baseline
         return out
 
 
-def _v(code: str, severity: str, message: str, **evidence: Any) -> Verdict:
+def _v(code: str, severity: Severity, message: str, **evidence: Any) -> Verdict:
     return Verdict(code, severity, message, evidence, REMEDIES.get(code))
 
 
 @dataclass(frozen=True)
+class Probe:
+    """What one cause-separating intervention showed on the same sample.
+
+    ``spec`` as on the command line (``no-fusion``, ``fga-from=alignn.0``); the numbers are
+    those of the intervened trace, measured on the same input groups as the evidence.
+    """
+
+    spec: str
+    separation_at_fga_input: float | None = None
+    attention_jsd: float | None = None
+    closest_group_jsd: float | None = None
+    closest_groups: tuple[str, str] | None = None
+    same_word_pairs: tuple[tuple[str, str], ...] = ()
+    same_word_pair_count: int = 0
+    prediction: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.spec.partition("=")[0]
+
+    @property
+    def stage(self) -> str | None:
+        return self.spec.partition("=")[2] or None
+
+    @property
+    def symptom(self) -> bool | None:
+        """Do atoms of different groups still read alike under this intervention?"""
+        return _has_symptom(self.same_word_pair_count, self.closest_group_jsd)
+
+
+@dataclass(frozen=True)
 class Evidence:
-    """Everything the rules read; built by ``report.diagnose``."""
+    """Everything the rules read; built by ``report.assemble`` (or by hand in tests).
+
+    ``separation`` is ``separation.separation`` per stage (over element groups, the same pairs
+    at every stage). ``same_word_pairs`` are orbit representatives of different elements that
+    read the same top words (at most a few shown; ``same_word_pair_count`` counts all);
+    ``closest_groups``/``closest_group_jsd``: the two elements whose mean attention rows differ
+    least, and their JSD in bits. ``attention_jsd`` is the mean cross-orbit JSD (display).
+    """
 
     stages: Sequence[str]
     labels: Sequence[str]
     orbits: Sequence[Sequence[int]]
-    separation: dict[str, float | None]
+    separation: Mapping[str, float | None]
     has_fga: bool
     multimodal: bool
     fga_input_stage: str | None
-    attention_jsd: float | None  # cross-orbit JSD of the actual attention (None: one orbit)
-    same_top_words: bool | None  # do all orbits share the same top words?
-    shared_fraction: float | None
-    profile: Sequence[Any] = ()  # attention.DivergencePoint per stage
+    attention_jsd: float | None = None
+    shared_fraction: float | None = None
+    group_names: Sequence[str] = ()
+    same_word_pairs: Sequence[tuple[str, str]] = ()
+    same_word_pair_count: int = 0
+    closest_groups: tuple[str, str] | None = None
+    closest_group_jsd: float | None = None
     first_uniform_stage: str | None = None
     within_orbit_max_dev: float | None = None
-    fusion_gates: dict[str, float] = field(default_factory=dict)
-    no_fusion_separation: float | None = None
-    no_fusion_jsd: float | None = None
-    fga_from_stage: str | None = None
-    fga_from_jsd: float | None = None
+    fusion_gates: Mapping[str, float] = field(default_factory=dict)
+    probes: Sequence[Probe] = ()
     audit: Any = None
     degenerate: Sequence[str] = ()
     num_atoms: int = 0
     # orbits whose atoms have different in-degrees in the crystal graph: upstream's exact-float
     # 12th-shell cut can keep a tie shell for some equivalent atoms and not others.
     broken_orbits: Sequence[tuple[list[int], list[int]]] = ()
-    same_word_pairs: Sequence[tuple[str, str]] = ()  # orbit representatives reading alike
     special_only: Sequence[str] = ()  # atoms attending almost only to [CLS]/[SEP]/...
+    intervention: Sequence[str] = ()  # active specs: the evidence is of an intervened model
+
+    def probe(self, kind: str) -> Probe | None:
+        """The probe of this kind (``no-fusion``, ``fga-from``...), if one was run."""
+        return next((p for p in self.probes if p.kind == kind), None)
+
+    @property
+    def feature_stages(self) -> list[str]:
+        return [s for s in self.stages if s != "fga"]
+
+    @property
+    def final_stage(self) -> str | None:
+        """The stage the attention reads (or the last feature stage without attention)."""
+        stages = self.feature_stages
+        return self.fga_input_stage or (stages[-1] if stages else None)
+
+    @property
+    def final_separation(self) -> float | None:
+        final = self.final_stage
+        return None if final is None else self.separation.get(final)
 
 
 def _r(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else float(f"{x:.{digits}g}")
 
 
+def _seps(ev: Evidence) -> dict[str, float | None]:
+    return {s: _r(ev.separation.get(s)) for s in ev.feature_stages}
+
+
+# --- shared pure helpers -----------------------------------------------------------------------
+
+
+def _has_symptom(same_word_pair_count: int, closest_group_jsd: float | None) -> bool | None:
+    if closest_group_jsd is None:
+        return None
+    return same_word_pair_count > 0 or closest_group_jsd < DISTINCT_JSD_BITS
+
+
+def symptom(ev: Evidence) -> bool | None:
+    """Do atoms of different elements read alike: some pair reads the same top words, or two
+    elements' mean attention rows differ by less than ``DISTINCT_JSD_BITS``? None when this
+    cannot be asked (no attention, or one element only)."""
+    if not ev.has_fga:
+        return None
+    return _has_symptom(ev.same_word_pair_count, ev.closest_group_jsd)
+
+
+def _symptom_text(ev: Evidence | Probe) -> str:
+    if ev.same_word_pairs:
+        shown = ", ".join(f"{a} = {b}" for a, b in ev.same_word_pairs[:3])
+        more = ev.same_word_pair_count - min(3, len(ev.same_word_pairs))
+        return f"atoms of different elements read the same top words ({shown}" + (
+            f", +{more} more)" if more > 0 else ")"
+        )
+    jsd, names = ev.closest_group_jsd, ev.closest_groups
+    pair = f"{names[0]} and {names[1]}" if names else "two elements"
+    return (
+        f"{pair} atoms attend almost alike (JSD {jsd:.2g} < {DISTINCT_JSD_BITS:g} bits)"
+        if jsd is not None
+        else "atoms of different elements attend alike"
+    )
+
+
+def _symptom_evidence(ev: Evidence) -> dict[str, Any]:
+    return {
+        "same_top_word_pairs": [list(p) for p in ev.same_word_pairs],
+        "same_top_word_pair_count": ev.same_word_pair_count,
+        "closest_groups": None if ev.closest_groups is None else list(ev.closest_groups),
+        "closest_group_jsd": _r(ev.closest_group_jsd),
+    }
+
+
 def first_collapsed_stage(ev: Evidence) -> str | None:
-    """The earliest stage from which cross-orbit separation stays below the collapse level."""
+    """The earliest stage from which the separation stays below ``COLLAPSE_SEPARATION``."""
     first = None
-    for s in reversed([s for s in ev.stages if s != "fga"]):
+    for s in reversed(ev.feature_stages):
         sep = ev.separation.get(s)
         if sep is None or sep >= COLLAPSE_SEPARATION:
             break
@@ -122,275 +267,121 @@ def first_collapsed_stage(ev: Evidence) -> str | None:
     return first
 
 
+def _ratio(ev: Evidence, stage: str) -> float | None:
+    """separation(stage) / separation(stage before), when the one before is not collapsed
+    (relative changes below the collapse level are float noise)."""
+    stages = ev.feature_stages
+    i = stages.index(stage)
+    if i == 0:
+        return None
+    before, after = ev.separation.get(stages[i - 1]), ev.separation.get(stage)
+    if before is None or after is None or before < COLLAPSE_SEPARATION:
+        return None
+    return after / before
+
+
+def _is_layer(stage: str) -> bool:
+    return stage.startswith(("alignn.", "gcn."))
+
+
 def fusion_drops(ev: Evidence) -> list[tuple[str, float, float]]:
-    """Fusion stages that shrink separation by DROP_FACTOR or more: (stage, before, after)."""
+    """Fusion stages that keep less than ``DROP_FACTOR`` of their input's separation:
+    (stage, before, after)."""
     out = []
-    stages = list(ev.stages)
-    for i, s in enumerate(stages):
-        if s.startswith("fusion.") and i > 0:
-            before, after = ev.separation.get(stages[i - 1]), ev.separation.get(s)
-            if before and after is not None and after < DROP_FACTOR * before:
-                out.append((s, before, after))
+    stages = ev.feature_stages
+    for s in stages:
+        r = _ratio(ev, s) if s.startswith("fusion.") else None
+        if r is not None and r < DROP_FACTOR:
+            before = ev.separation[stages[stages.index(s) - 1]]
+            out.append((s, float(before), float(ev.separation[s])))
     return out
 
 
-def decide(ev: Evidence) -> list[Verdict]:
-    verdicts: list[Verdict] = []
-    multi_orbits = [o for o in ev.orbits if len(o) > 1]
-    if multi_orbits:
-        names = ["{" + ", ".join(ev.labels[i] for i in o) + "}" for o in multi_orbits]
-        single = len(ev.orbits) == 1
-        msg = (
-            f"All {ev.num_atoms} atoms are symmetry-equivalent: identical features and top words "
-            "are expected, so this sample cannot show attention differences."
-            if single
-            else f"{'; '.join(names)} are symmetry-equivalent: identical features and top words "
-            "within each group are expected, not a collapse."
-        )
-        if ev.broken_orbits:
-            parts = [
-                ", ".join(ev.labels[i] for i in orbit) + " have " + "/".join(map(str, degrees))
-                for orbit, degrees in ev.broken_orbits
-            ]
-            msg += (
-                " But the crystal graph breaks this symmetry (" + "; ".join(parts) + " bonds: "
-                "upstream's k-nearest rule cuts a tie shell by exact float comparison), so their "
-                f"features differ by up to {ev.within_orbit_max_dev or 0.0:.2g}."
-            )
-        verdicts.append(
-            _v(
-                "SYMMETRY_EQUIVALENT",
-                "info",
-                msg,
-                orbits=[list(map(int, o)) for o in ev.orbits],
-                within_orbit_max_dev=_r(ev.within_orbit_max_dev),
-                graph_breaks_symmetry=[
-                    {"atoms": list(orbit), "in_degree": list(degrees)}
-                    for orbit, degrees in ev.broken_orbits
-                ],
-            )
-        )
+@dataclass(frozen=True)
+class Trend:
+    """An unbroken decline of the separation through message-passing layers."""
 
-    if ev.multimodal and not ev.has_fga:
-        verdicts.append(
-            _v(
-                "FGA_MISSING",
-                "warning",
-                "The checkpoint has no fine-grained attention module: there are no per-atom "
-                "top words to explain.",
-            )
-        )
-    elif not ev.multimodal:
-        verdicts.append(
-            _v(
-                "FGA_MISSING",
-                "info",
-                "Text-free ALIGNN checkpoint: no atom-token attention; only feature diagnostics "
-                "apply.",
-            )
-        )
-
-    collapsed = first_collapsed_stage(ev)
-    drops = fusion_drops(ev)
-    feature_stages = [s for s in ev.stages if s != "fga"]
-    seps = {s: ev.separation.get(s) for s in feature_stages}
-    final = ev.fga_input_stage or (feature_stages[-1] if feature_stages else None)
-    final_sep = seps.get(final) if final else None
-    known = [v for v in seps.values() if v is not None]
-    peak = max(known) if known else None
-
-    if collapsed is not None:
-        verdicts.append(
-            _v(
-                "FEATURE_COLLAPSE",
-                "error",
-                f"Atoms of different symmetry orbits have identical features from {collapsed} on "
-                f"(orbit separation {seps[collapsed]:.2g} < {COLLAPSE_SEPARATION:g}).",
-                stage=collapsed,
-                separation={s: _r(v) for s, v in seps.items()},
-            )
-        )
-
-    fusion_blamed = False
-    for stage, before, after in drops:
-        restored = ev.no_fusion_separation
-        confirmed = (
-            restored is not None
-            and final_sep is not None
-            and restored > max(final_sep / DROP_FACTOR, COLLAPSE_SEPARATION)
-        )
-        if confirmed or (restored is None and after < COLLAPSE_SEPARATION):
-            fusion_blamed = True
-            gate = ev.fusion_gates.get(stage)
-            verdicts.append(
-                _v(
-                    "FUSION_HOMOGENIZES",
-                    "error",
-                    f"Middle fusion at {stage} makes atoms alike (orbit separation {before:.2g} "
-                    f"-> {after:.2g}); bypassing it restores "
-                    f"{restored if restored is None else f'{restored:.2g}'} at {final}.",
-                    stage=stage,
-                    separation_before=_r(before),
-                    separation_after=_r(after),
-                    mean_gate=_r(gate),
-                    ablation={
-                        "no_fusion": True,
-                        "separation_at_fga_input": _r(restored),
-                        "attention_cross_orbit_jsd": _r(ev.no_fusion_jsd),
-                    },
-                )
-            )
-
-    if not fusion_blamed and peak and final_sep is not None and final_sep < DROP_FACTOR * peak:
-        peak_stage = max((s for s in seps if seps[s] is not None), key=lambda s: seps[s])
-        # Where the decline crosses the collapse level (or a tenth of the peak).
-        level = max(COLLAPSE_SEPARATION, DROP_FACTOR * peak)
-        after_peak = feature_stages[feature_stages.index(peak_stage) :]
-        stage = next((s for s in after_peak if (seps[s] or 0.0) < level), final)
-        verdicts.append(
-            _v(
-                "OVERSMOOTHING",
-                "error" if final_sep < COLLAPSE_SEPARATION else "warning",
-                f"Orbit separation decays through the GNN layers ({peak:.2g} at {peak_stage} -> "
-                f"{final_sep:.2g} at {final}); atoms become alike from {stage}.",
-                stage=stage,
-                peak_stage=peak_stage,
-                separation={s: _r(v) for s, v in seps.items()},
-                ablation={
-                    "fga_from": ev.fga_from_stage,
-                    "attention_cross_orbit_jsd": _r(ev.fga_from_jsd),
-                },
-            )
-        )
-
-    attention_same = (
-        ev.has_fga
-        and ev.attention_jsd is not None
-        and (ev.attention_jsd < UNIFORM_JSD_BITS or bool(ev.same_top_words))
-    )
-    untrained_a2t = _untrained(ev.audit, ("a2t_query", "a2t_key"))
-    if ev.has_fga and untrained_a2t:
-        verdicts.append(
-            _v(
-                "ATTENTION_UNTRAINED",
-                "error",
-                "The atom->text attention projections look untrained "
-                f"({', '.join(sorted(untrained_a2t)[:4])}): its weights carry no learned meaning.",
-                stage="fga",
-                parameters=sorted(untrained_a2t),
-            )
-        )
-    untrained_t2a = _untrained(ev.audit, ("t2a_", "token_output", "layer_norm_token"))
-    if ev.has_fga and untrained_t2a:
-        verdicts.append(
-            _v(
-                "ATTENTION_UNTRAINED",
-                "warning",
-                "The text->atom branch of the fine-grained attention never trained "
-                f"({len(untrained_t2a)} tensors): do not interpret text_to_atom weights.",
-                stage="fga",
-                branch="text_to_atom",
-                parameters=sorted(untrained_t2a),
-            )
-        )
-
-    if (
-        attention_same
-        and collapsed is None
-        and final_sep is not None
-        and final_sep >= COLLAPSE_SEPARATION
-        and not untrained_a2t
-    ):
-        frac = ev.shared_fraction
-        if frac is not None and frac > SHARED_DOMINATES_FRACTION:
-            verdicts.append(
-                _v(
-                    "SHARED_QUERY_DOMINATES",
-                    "error",
-                    f"Atoms differ at {final} (separation {final_sep:.2g}) but pick the same top "
-                    f"words: the query part shared by all atoms carries {frac:.0%} of the logit "
-                    "variance.",
-                    stage="fga",
-                    shared_fraction=_r(frac),
-                    attention_cross_orbit_jsd=_r(ev.attention_jsd),
-                    separation_at_fga_input=_r(final_sep),
-                )
-            )
-
-    if ev.audit is not None:
-        nog = sorted(
-            {
-                f.evidence.get("module", "?")
-                for f in ev.audit.findings
-                if f.kind in ("no_gradient", "zero_gradient")
-            }
-        )
-        if nog:
-            verdicts.append(
-                _v(
-                    "NO_GRADIENT_PATH",
-                    "warning",
-                    f"{len(nog)} modules get no (or exactly zero) gradient by construction: "
-                    f"{', '.join(nog[:5])}{' ...' if len(nog) > 5 else ''}.",
-                    modules=nog,
-                )
-            )
-    for what in ev.degenerate:
-        verdicts.append(
-            _v(
-                "DEGENERATE_SOFTMAX",
-                "info",
-                f"{what} is a softmax over one element: identically 1.0 by construction.",
-                weights=what,
-            )
-        )
-
-    problems = {"FEATURE_COLLAPSE", "FUSION_HOMOGENIZES", "OVERSMOOTHING", "SHARED_QUERY_DOMINATES"}
-    blocking = any(
-        v.code in problems or (v.code == "ATTENTION_UNTRAINED" and v.severity == "error")
-        for v in verdicts
-    )
-    if ev.has_fga and not blocking and ev.attention_jsd is not None and not attention_same:
-        message = (
-            f"Atoms of different orbits attend differently (cross-orbit JSD "
-            f"{ev.attention_jsd:.3g} bits) and their features stay distinct "
-            f"(separation {final_sep:.2g} at {final})."
-        )
-        if ev.same_word_pairs:
-            shown = ", ".join(f"{a} = {b}" for a, b in ev.same_word_pairs[:3])
-            message += f" Still, some orbits read the same top words: {shown}."
-        if ev.special_only:
-            message += (
-                f" {', '.join(ev.special_only[:4])} attend almost only to special tokens "
-                "([CLS]/[SEP]), so their top words carry no weight."
-            )
-        verdicts.append(
-            _v(
-                "HEALTHY",
-                "info",
-                message,
-                stage="fga",
-                attention_cross_orbit_jsd=_r(ev.attention_jsd),
-                separation_at_fga_input=_r(final_sep),
-                same_top_word_pairs=[list(p) for p in ev.same_word_pairs],
-                special_token_atoms=list(ev.special_only),
-            )
-        )
-    elif not ev.has_fga and not blocking and final_sep is not None:
-        verdicts.append(
-            _v(
-                "HEALTHY",
-                "info",
-                f"Features of different orbits stay distinct (separation {final_sep:.2g} at "
-                f"{final}).",
-                separation_at_final=_r(final_sep),
-            )
-        )
-    verdicts.sort(key=lambda v: SEVERITY_ORDER[v.severity])
-    return verdicts
+    start: str  # the stage before the first shrinking layer (where the decline starts from)
+    layers: tuple[str, ...]  # the layers of the decline, in order
+    ratios: tuple[float, ...]  # each layer's separation over its input's
+    layers_keep: float  # product of ``ratios``: what the layers themselves keep
+    end_keep: float  # separation at the attention input over that at ``start``
+    stage: str  # where the decline crosses TREND_KEEP of its start (or the collapse level)
 
 
-def _untrained(audit: Any, needles: Sequence[str]) -> set[str]:
+def smoothing_trend(ev: Evidence) -> Trend | None:
+    """The strongest smoothing decline up to the attention input, or None.
+
+    Runs are maximal sequences of consecutive message-passing layers (``alignn.k``, ``gcn.k``;
+    fusion stages between them neither count nor break a run) that each lose separation
+    (ratio < 1) and whose input is not already collapsed. A run is a smoothing trend when at
+    least ``MIN_SHRINKING_LAYERS`` of its layers keep less than ``LAYER_SHRINK`` each, the
+    layers together keep less than ``TREND_KEEP``, and the attention input still keeps less
+    than ``TREND_KEEP`` of the separation where the run started (no later recovery).
+    """
+    final = ev.final_stage
+    if final is None or final not in ev.feature_stages:
+        return None
+    stages = ev.feature_stages[: ev.feature_stages.index(final) + 1]
+    runs: list[list[tuple[str, float]]] = [[]]
+    for s in stages:
+        if not _is_layer(s):
+            continue
+        r = _ratio(ev, s)
+        if r is not None and r < 1.0:
+            runs[-1].append((s, r))
+        elif runs[-1]:
+            runs.append([])
+    final_sep = ev.separation.get(final)
+    if final_sep is None:
+        return None
+    best: Trend | None = None
+    for run in runs:
+        if sum(r < LAYER_SHRINK for _, r in run) < MIN_SHRINKING_LAYERS:
+            continue
+        keep = 1.0
+        for _, r in run:
+            keep *= r
+        start = stages[stages.index(run[0][0]) - 1]
+        start_sep = ev.separation[start]
+        end_keep = final_sep / start_sep
+        if keep >= TREND_KEEP or end_keep >= TREND_KEEP:
+            continue
+        level = TREND_KEEP * start_sep
+        if final_sep < COLLAPSE_SEPARATION:
+            level = COLLAPSE_SEPARATION
+        span = stages[stages.index(run[0][0]) :]
+        crossing = next((s for s in span if (ev.separation.get(s) or 0.0) < level), run[-1][0])
+        trend = Trend(
+            start=start,
+            layers=tuple(s for s, _ in run),
+            ratios=tuple(r for _, r in run),
+            layers_keep=keep,
+            end_keep=end_keep,
+            stage=crossing,
+        )
+        if best is None or trend.layers_keep < best.layers_keep:
+            best = trend
+    return best
+
+
+def _loss(ev: Evidence, which: Callable[[str], bool]) -> float:
+    """Fraction of separation removed, up to the attention input, by the stages ``which``
+    selects (only losses count: 1 - prod(min(ratio, 1)))."""
+    final = ev.final_stage
+    stages = ev.feature_stages
+    stages = stages[: stages.index(final) + 1] if final in stages else stages
+    keep = 1.0
+    for s in stages:
+        r = _ratio(ev, s) if which(s) else None
+        if r is not None:
+            keep *= min(r, 1.0)
+    return 1.0 - keep
+
+
+def untrained_attention(audit: Any, needles: Sequence[str]) -> set[str]:
+    """Fine-grained-attention parameters the audit found unchanged or init-like whose names
+    contain one of ``needles``."""
     if audit is None:
         return set()
     names = set()
@@ -400,3 +391,545 @@ def _untrained(audit: Any, needles: Sequence[str]) -> set[str]:
                 if "fine_grained_attention" in p and any(n in p for n in needles):
                     names.add(p)
     return names
+
+
+A2T_PARTS = ("a2t_query", "a2t_key")
+T2A_PARTS = ("t2a_", "token_output", "layer_norm_token")
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def symmetry_equivalent(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """SYMMETRY_EQUIVALENT (info): some atoms are symmetry-equivalent (orbits with more than one
+    atom), so identical features and words inside an orbit are expected, not a collapse; or the
+    input tells no two atoms apart (one element), so the sample cannot show attention
+    differences. Evidence: the orbits, the largest within-orbit feature deviation, and orbits
+    whose atoms have different in-degrees in the crystal graph (upstream's exact-float cut of a
+    tied 12th-neighbour shell breaks the symmetry)."""
+    multi = [o for o in ev.orbits if len(o) > 1]
+    one_group = len(ev.group_names) == 1 and ev.num_atoms > 1
+    if not multi and not one_group:
+        return []
+    if len(ev.orbits) == 1:
+        msg = (
+            f"All {ev.num_atoms} atoms are symmetry-equivalent: identical features and top words "
+            "are expected, so this sample cannot show attention differences."
+        )
+    elif multi:
+        names = ["{" + ", ".join(ev.labels[i] for i in o) + "}" for o in multi]
+        msg = (
+            f"{'; '.join(names)} are symmetry-equivalent: identical features and top words "
+            "within each group are expected, not a collapse."
+        )
+    else:
+        msg = ""
+    if one_group and len(ev.orbits) > 1:
+        msg += (
+            f"{' ' if msg else ''}All atoms are {ev.group_names[0]}: the input does not tell "
+            "them apart, so this sample cannot show whether different atoms read different words."
+        )
+    if ev.broken_orbits:
+        parts = [
+            ", ".join(ev.labels[i] for i in orbit) + " have " + "/".join(map(str, degrees))
+            for orbit, degrees in ev.broken_orbits
+        ]
+        msg += (
+            " But the crystal graph breaks this symmetry (" + "; ".join(parts) + " bonds: "
+            "upstream's k-nearest rule cuts a tie shell by exact float comparison), so their "
+            f"features differ by up to {ev.within_orbit_max_dev or 0.0:.2g}."
+        )
+    return [
+        _v(
+            "SYMMETRY_EQUIVALENT",
+            Severity.INFO,
+            msg,
+            orbits=[list(map(int, o)) for o in ev.orbits],
+            input_groups=list(ev.group_names),
+            within_orbit_max_dev=_r(ev.within_orbit_max_dev),
+            graph_breaks_symmetry=[
+                {"atoms": list(orbit), "in_degree": list(degrees)}
+                for orbit, degrees in ev.broken_orbits
+            ],
+        )
+    ]
+
+
+def fga_missing(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """FGA_MISSING: a multimodal checkpoint without the fine-grained attention module
+    (warning: there are no per-atom words to explain), or a text-free checkpoint (info)."""
+    if ev.multimodal and not ev.has_fga:
+        return [
+            _v(
+                "FGA_MISSING",
+                Severity.WARNING,
+                "The checkpoint has no fine-grained attention module: there are no per-atom "
+                "top words to explain.",
+            )
+        ]
+    if not ev.multimodal:
+        return [
+            _v(
+                "FGA_MISSING",
+                Severity.INFO,
+                "Text-free ALIGNN checkpoint: no atom-token attention; only feature diagnostics "
+                "apply.",
+            )
+        ]
+    return []
+
+
+def feature_collapse(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """FEATURE_COLLAPSE (error): from some stage on, through the last feature stage, two atoms
+    of different elements have features closer than ``COLLAPSE_SEPARATION`` of the feature
+    scale (``separation``). ``stage``: the first stage of that final collapsed stretch."""
+    collapsed = first_collapsed_stage(ev)
+    if collapsed is None:
+        return []
+    return [
+        _v(
+            "FEATURE_COLLAPSE",
+            Severity.ERROR,
+            f"Atoms of different elements (so of different symmetry orbits) have identical "
+            f"features from {collapsed} on (separation {ev.separation[collapsed]:.2g} < "
+            f"{COLLAPSE_SEPARATION:g}).",
+            stage=collapsed,
+            separation=_seps(ev),
+        )
+    ]
+
+
+def fusion_homogenizes(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """FUSION_HOMOGENIZES: a middle-fusion stage keeps less than ``DROP_FACTOR`` of its input's
+    separation, and either the ``no-fusion`` probe restores the separation at the attention
+    input to above max(final / ``DROP_FACTOR``, ``COLLAPSE_SEPARATION``), or (no probe run) the
+    fusion output is collapsed (< ``COLLAPSE_SEPARATION``).
+
+    Severity error. When the no-fusion probe shows that atoms of different elements still read
+    alike without fusion, fusion is not the cause of that symptom: the message says so, and the
+    verdict is a warning unless fusion's own output is collapsed (then it stays an error:
+    identical features are a defect whatever else is wrong). ``stage``: the fusion stage."""
+    probe = ev.probe("no-fusion")
+    final, final_sep = ev.final_stage, ev.final_separation
+    restored = None if probe is None else probe.separation_at_fga_input
+    persists = None if probe is None else probe.symptom
+    out = []
+    for stage, before, after in fusion_drops(ev):
+        confirmed = (
+            restored is not None
+            and final_sep is not None
+            and restored > max(final_sep / DROP_FACTOR, COLLAPSE_SEPARATION)
+        )
+        if not (confirmed or (probe is None and after < COLLAPSE_SEPARATION)):
+            continue
+        collapsed = after < COLLAPSE_SEPARATION
+        severity = Severity.WARNING if persists and not collapsed else Severity.ERROR
+        msg = (
+            f"Middle fusion at {stage} makes atoms alike (separation {before:.2g} -> "
+            f"{after:.2g}); bypassing it restores "
+            f"{'—' if restored is None else f'{restored:.2g}'} at {final}."
+        )
+        if persists:
+            msg += (
+                f" But fusion is not {'the only' if collapsed else 'the'} cause of the shared "
+                f"words: with no-fusion, {_symptom_text(probe)}."
+            )
+        out.append(
+            _v(
+                "FUSION_HOMOGENIZES",
+                severity,
+                msg,
+                stage=stage,
+                separation_before=_r(before),
+                separation_after=_r(after),
+                mean_gate=_r(ev.fusion_gates.get(stage)),
+                ablation={
+                    "no_fusion": True,
+                    "separation_at_fga_input": _r(restored),
+                    "attention_cross_orbit_jsd": _r(None if probe is None else probe.attention_jsd),
+                    "symptom_persists": persists,
+                },
+            )
+        )
+    return out
+
+
+def oversmoothing(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """OVERSMOOTHING: message-passing layers consistently shrink the separation and together
+    lose most of it (``smoothing_trend``: at least ``MIN_SHRINKING_LAYERS`` layers keeping
+    < ``LAYER_SHRINK`` each, in an unbroken decline keeping < ``TREND_KEEP``, not recovered by
+    the attention input). Warning; error when the attention input is collapsed
+    (< ``COLLAPSE_SEPARATION``). ``stage``: where the decline crosses ``TREND_KEEP`` of its
+    start (the collapse level for an error); ``decline_from``: its first shrinking layer.
+    The ``fga-from`` probe, when run, is cited: reading an earlier stage tells whether the
+    attention would separate the atoms before the decline."""
+    trend = smoothing_trend(ev)
+    if trend is None:
+        return []
+    final, final_sep = ev.final_stage, ev.final_separation
+    collapsed = final_sep is not None and final_sep < COLLAPSE_SEPARATION
+    probe = ev.probe("fga-from")
+    msg = (
+        f"Separation shrinks at every layer from {trend.layers[0]} to {trend.layers[-1]} "
+        f"({ev.separation[trend.start]:.2g} at {trend.start} -> {final_sep:.2g} at {final}, "
+        f"{trend.end_keep:.0%} kept); atoms become alike from {trend.stage}"
+        + (" and are identical at the attention input." if collapsed else ".")
+    )
+    if probe is not None and probe.symptom is not None:
+        msg += (
+            f" Read from {probe.stage}, "
+            + (_symptom_text(probe) if probe.symptom else "the atoms read different words")
+            + "."
+        )
+    return [
+        _v(
+            "OVERSMOOTHING",
+            Severity.ERROR if collapsed else Severity.WARNING,
+            msg,
+            stage=trend.stage,
+            decline_from=trend.layers[0],
+            peak_stage=trend.start,
+            layers_keep=_r(trend.layers_keep),
+            kept_at_fga_input=_r(trend.end_keep),
+            layer_ratios={s: _r(r) for s, r in zip(trend.layers, trend.ratios, strict=True)},
+            separation=_seps(ev),
+            ablation={
+                "fga_from": None if probe is None else probe.stage,
+                "attention_cross_orbit_jsd": _r(None if probe is None else probe.attention_jsd),
+                "symptom_persists": None if probe is None else probe.symptom,
+            },
+        )
+    ]
+
+
+def attention_untrained(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """ATTENTION_UNTRAINED: the audit found fine-grained-attention projections unchanged from
+    their init (or init-like): the atom->text query/key (error: its weights carry no learned
+    meaning), or the text->atom branch (warning: do not interpret text_to_atom)."""
+    if not ev.has_fga:
+        return []
+    out = []
+    a2t = untrained_attention(ev.audit, A2T_PARTS)
+    if a2t:
+        out.append(
+            _v(
+                "ATTENTION_UNTRAINED",
+                Severity.ERROR,
+                "The atom->text attention projections look untrained "
+                f"({', '.join(sorted(a2t)[:4])}): its weights carry no learned meaning.",
+                stage="fga",
+                branch="atom_to_text",
+                parameters=sorted(a2t),
+            )
+        )
+    t2a = untrained_attention(ev.audit, T2A_PARTS)
+    if t2a:
+        out.append(
+            _v(
+                "ATTENTION_UNTRAINED",
+                Severity.WARNING,
+                "The text->atom branch of the fine-grained attention never trained "
+                f"({len(t2a)} tensors): do not interpret text_to_atom weights.",
+                stage="fga",
+                branch="text_to_atom",
+                parameters=sorted(t2a),
+            )
+        )
+    return out
+
+
+def shared_query_dominates(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """SHARED_QUERY_DOMINATES (error): atoms of different elements read alike (``symptom``)
+    although their features at the attention input are distinct (separation >=
+    ``COLLAPSE_SEPARATION``) and the atom->text projections are trained, and the query part
+    shared by all atoms carries more than ``SHARED_DOMINATES_FRACTION`` of the logit variance
+    (``attention.logit_decomposition``). ``stage``: fga."""
+    final_sep, frac = ev.final_separation, ev.shared_fraction
+    if (
+        not symptom(ev)
+        or final_sep is None
+        or final_sep < COLLAPSE_SEPARATION
+        or untrained_attention(ev.audit, A2T_PARTS)
+        or frac is None
+        or frac <= SHARED_DOMINATES_FRACTION
+    ):
+        return []
+    return [
+        _v(
+            "SHARED_QUERY_DOMINATES",
+            Severity.ERROR,
+            f"Atoms differ at {ev.final_stage} (separation {final_sep:.2g}) but "
+            f"{_symptom_text(ev)}: the query part shared by all atoms carries {frac:.0%} of the "
+            "logit variance.",
+            stage="fga",
+            shared_fraction=_r(frac),
+            attention_cross_orbit_jsd=_r(ev.attention_jsd),
+            separation_at_fga_input=_r(final_sep),
+            **_symptom_evidence(ev),
+        )
+    ]
+
+
+def no_gradient_path(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """NO_GRADIENT_PATH (warning): the audit's backward pass found modules that get no (or
+    exactly zero) gradient by construction."""
+    if ev.audit is None:
+        return []
+    modules = sorted(
+        {
+            f.evidence.get("module", "?")
+            for f in ev.audit.findings
+            if f.kind in ("no_gradient", "zero_gradient")
+        }
+    )
+    if not modules:
+        return []
+    return [
+        _v(
+            "NO_GRADIENT_PATH",
+            Severity.WARNING,
+            f"{len(modules)} modules get no (or exactly zero) gradient by construction: "
+            f"{', '.join(modules[:5])}{' ...' if len(modules) > 5 else ''}.",
+            modules=modules,
+        )
+    ]
+
+
+def degenerate_softmax(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """DEGENERATE_SOFTMAX (info): attention weights that are a softmax over one element,
+    identically 1.0 by construction (the fork's global attention; text_to_atom on 1 atom)."""
+    return [
+        _v(
+            "DEGENERATE_SOFTMAX",
+            Severity.INFO,
+            f"{what} is a softmax over one element: identically 1.0 by construction.",
+            weights=what,
+        )
+        for what in ev.degenerate
+    ]
+
+
+def _blocking(earlier: Iterable[Verdict]) -> list[Verdict]:
+    return [
+        v for v in earlier if (at := BLOCKS_HEALTHY.get(v.code)) is not None and v.severity >= at
+    ]
+
+
+#: the code a symptom without a firing rule is filed under, per contributor.
+_CONTRIBUTORS = {
+    "shared_query": "SHARED_QUERY_DOMINATES",
+    "smoothing": "OVERSMOOTHING",
+    "fusion": "FUSION_HOMOGENIZES",
+}
+#: the probe that rules a contributor out when the symptom persists under it.
+_PROBE_OF = {"fusion": "no-fusion", "smoothing": "fga-from"}
+
+
+def _symptom_without_cause(ev: Evidence) -> Verdict:
+    """The symptom stands but no cause passed its threshold: file it, as a warning, under the
+    largest contributor. Contributions are fractions in [0, 1]: the shared query part's share of
+    the logit variance, and the share of the separation (up to the attention input) removed by
+    message-passing layers and by fusion stages. A contributor whose probe shows the symptom
+    persisting without it (no-fusion; fga-from before the layers) is excluded. Ties, and no
+    contribution at all, go to SHARED_QUERY_DOMINATES: the attention is where atoms that still
+    differ end up reading alike."""
+    contributions: dict[str, float | None] = {
+        "shared_query": ev.shared_fraction,
+        "smoothing": _loss(ev, _is_layer),
+        "fusion": _loss(ev, lambda s: s.startswith("fusion.")),
+    }
+    excluded = []
+    for key, kind in _PROBE_OF.items():
+        probe = ev.probe(kind)
+        if probe is not None and probe.symptom:
+            excluded.append(key)
+    candidates = {k: v or 0.0 for k, v in contributions.items() if k not in excluded}
+    key = max(candidates, key=lambda k: candidates[k])
+    if candidates[key] <= 0.0:
+        key = "shared_query"
+    code = _CONTRIBUTORS[key]
+    shown = []
+    for k, label in (
+        ("shared_query", "shared query part {} of the logit variance"),
+        ("smoothing", "layers remove {} of the separation"),
+        ("fusion", "fusion removes {}"),
+    ):
+        value = contributions[k]
+        text = label.format("—" if value is None else _pct(value))
+        if k in excluded and value:
+            text += f" (but with {ev.probe(_PROBE_OF[k]).spec} atoms still read alike)"
+        shown.append(text)
+    text = _symptom_text(ev)
+    return _v(
+        code,
+        Severity.WARNING,
+        f"{text[0].upper()}{text[1:]}, but no cause reaches its threshold ("
+        + "; ".join(shown)
+        + f"). Filed under {code}, the largest contributor"
+        + (
+            "."
+            if candidates[key] > 0.0
+            else ": with no other lead, the attention is where distinct atoms come to read alike."
+        ),
+        stage="fga" if key == "shared_query" else ev.final_stage,
+        below_threshold=True,
+        contributions={k: _r(v) for k, v in contributions.items()},
+        excluded_by_probe=excluded,
+        attention_cross_orbit_jsd=_r(ev.attention_jsd),
+        separation_at_fga_input=_r(ev.final_separation),
+        **_symptom_evidence(ev),
+    )
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.2g} %"
+
+
+def healthy(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
+    """HEALTHY (info), or the symptom when it stands without a cause.
+
+    With attention: HEALTHY only when no earlier verdict blocks it (``BLOCKS_HEALTHY``), no two
+    atoms of different elements read the same top words, and every two elements' mean attention
+    rows differ by at least ``DISTINCT_JSD_BITS``. When atoms do read alike and no cause fired,
+    the symptom is still reported (``_symptom_without_cause``): never silence, never HEALTHY.
+    Nothing when the question cannot be asked (one element, or one orbit).
+    Without attention: HEALTHY when nothing blocks and the features of different elements stay
+    distinct at the last stage."""
+    if _blocking(earlier):
+        return []
+    final, final_sep = ev.final_stage, ev.final_separation
+    if not ev.has_fga:
+        if final_sep is None:
+            return []
+        return [
+            _v(
+                "HEALTHY",
+                Severity.INFO,
+                f"Features of different elements stay distinct (separation {final_sep:.2g} at "
+                f"{final}).",
+                separation_at_final=_r(final_sep),
+            )
+        ]
+    has = symptom(ev)
+    if has is None:
+        return []
+    if has:
+        return [_symptom_without_cause(ev)]
+    message = (
+        f"Atoms of different elements read different words and attend differently (closest: "
+        f"{ev.closest_groups[0]} vs {ev.closest_groups[1]}, JSD {ev.closest_group_jsd:.3g} >= "
+        f"{DISTINCT_JSD_BITS:g} bits; cross-orbit mean {ev.attention_jsd or 0.0:.3g}); their "
+        f"features stay distinct (separation {final_sep or 0.0:.2g} at {final})."
+    )
+    if ev.special_only:
+        message += (
+            f" {', '.join(ev.special_only[:4])} attend almost only to special tokens "
+            "([CLS]/[SEP]), so their top words carry no weight."
+        )
+    return [
+        _v(
+            "HEALTHY",
+            Severity.INFO,
+            message,
+            stage="fga",
+            attention_cross_orbit_jsd=_r(ev.attention_jsd),
+            closest_groups=list(ev.closest_groups or ()),
+            closest_group_jsd=_r(ev.closest_group_jsd),
+            separation_at_fga_input=_r(final_sep),
+            special_token_atoms=list(ev.special_only),
+        )
+    ]
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One verdict rule. ``blocks_healthy``: a verdict of this code at this severity or worse
+    means the sample is not healthy (None: it never does, e.g. facts about the checkpoint)."""
+
+    code: str
+    check: Callable[[Evidence, tuple[Verdict, ...]], list[Verdict]]
+    blocks_healthy: Severity | None = None
+
+
+#: In order: HEALTHY last, since it reads every earlier verdict.
+RULES: tuple[Rule, ...] = (
+    Rule("SYMMETRY_EQUIVALENT", symmetry_equivalent),
+    Rule("FGA_MISSING", fga_missing),
+    Rule("FEATURE_COLLAPSE", feature_collapse, Severity.ERROR),
+    Rule("FUSION_HOMOGENIZES", fusion_homogenizes, Severity.WARNING),
+    Rule("OVERSMOOTHING", oversmoothing, Severity.WARNING),
+    Rule("ATTENTION_UNTRAINED", attention_untrained, Severity.ERROR),
+    Rule("SHARED_QUERY_DOMINATES", shared_query_dominates, Severity.WARNING),
+    Rule("NO_GRADIENT_PATH", no_gradient_path),
+    Rule("DEGENERATE_SOFTMAX", degenerate_softmax),
+    Rule("HEALTHY", healthy),
+)
+BLOCKS_HEALTHY: dict[str, Severity] = {
+    r.code: r.blocks_healthy for r in RULES if r.blocks_healthy is not None
+}
+
+
+def sort_verdicts(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """HEALTHY first, then by severity (error, warning, info); rule order within each."""
+    return sorted(verdicts, key=lambda v: (v.code != "HEALTHY", -v.severity.rank))
+
+
+def decide(ev: Evidence, rules: Sequence[Rule] = RULES) -> list[Verdict]:
+    """Run every rule in order (each sees the verdicts before it) and sort the findings."""
+    found: tuple[Verdict, ...] = ()
+    for rule in rules:
+        found += tuple(rule.check(ev, found))
+    return sort_verdicts(found)
+
+
+# --- against the model as trained --------------------------------------------------------------
+
+
+def _identity(v: Verdict) -> tuple[str, Any]:
+    """What makes two verdicts "the same finding": the code and the thing it is about."""
+    return v.code, v.evidence.get("branch") or v.evidence.get("weights")
+
+
+def compare_with_baseline(
+    current: Sequence[Verdict], baseline: Sequence[Verdict]
+) -> tuple[list[Verdict], list[Verdict]]:
+    """Mark each current verdict ``persists`` or ``new`` against the unintervened ``baseline``,
+    and return the baseline's problem verdicts (warning or worse) that disappeared, marked
+    ``resolved``.
+
+    Verdicts match on code and subject (the attention branch, the degenerate weights) one to
+    one, preferring the same stage; a finding that moved to another stage persists, with
+    ``baseline_stage`` added to its evidence.
+    """
+    pool = list(baseline)
+    out: list[Verdict | None] = [None] * len(current)
+    for exact in (True, False):
+        for i, v in enumerate(current):
+            if out[i] is not None:
+                continue
+            match = next(
+                (
+                    b
+                    for b in pool
+                    if _identity(b) == _identity(v) and (not exact or b.stage == v.stage)
+                ),
+                None,
+            )
+            if match is None:
+                continue
+            pool.remove(match)
+            evidence = v.evidence
+            if match.stage != v.stage:
+                evidence = {**v.evidence, "baseline_stage": match.stage}
+            out[i] = dataclasses.replace(v, evidence=evidence, vs_baseline=PERSISTS)
+    marked = [
+        o if o is not None else dataclasses.replace(v, vs_baseline=NEW)
+        for v, o in zip(current, out, strict=True)
+    ]
+    resolved = [
+        dataclasses.replace(b, vs_baseline=RESOLVED) for b in pool if b.severity >= Severity.WARNING
+    ]
+    return marked, resolved

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fga_tui.diagnostics.severity import Severity
+
 #: Correlation modes in the order ``c`` cycles through them.
 MODES = ("centred", "raw", "cosine")
-#: Severity glyphs: the severity must read without colour.
-SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
+#: Severity glyphs by word (``Severity.glyph``): the severity must read without colour.
+SEVERITY_MARK = {s.value: s.glyph for s in Severity}
 
 
 @dataclass(frozen=True)

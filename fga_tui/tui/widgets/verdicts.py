@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from fga_tui.tui.state import SEVERITY_MARK
+from fga_tui.diagnostics.severity import Severity
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -39,8 +39,8 @@ def verdict_text(view: View) -> Text:
     if view.ablation.active:
         out.append(f"ABLATION ACTIVE: {view.ablation.describe()}\n", Style(bold=True, reverse=True))
     for v in view.verdicts:
-        mark = SEVERITY_MARK.get(v.severity, "?")
-        out.append(f"{mark} {v.severity.upper():<7} ", SEVERITY_STYLE.get(v.severity, "bold"))
+        severity = Severity.of(v.severity)
+        out.append(f"{severity.mark} ", SEVERITY_STYLE[severity.value])
         out.append(v.code, Style(bold=True))
         stage = v.evidence.get("stage")
         if stage:
