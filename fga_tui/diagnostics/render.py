@@ -148,13 +148,18 @@ def report_markdown(report: Report) -> str:
         "",
         verdict_summary(report),
         "",
-        "| severity | code | stage | vs. as trained | message |",
-        "|---|---|---|---|---|",
     ]
+    compared = bool(report.intervention or report.resolved) or any(
+        v.vs_baseline for v in report.verdicts
+    )
+    if compared:
+        out += ["| severity | code | stage | vs. as trained | message |", "|---|---|---|---|---|"]
+    else:
+        out += ["| severity | code | stage | message |", "|---|---|---|---|"]
     for v in report.verdicts:
+        vs = f" {v.vs_baseline or ''} |" if compared else ""
         out.append(
-            f"| {v.severity.mark.strip()} | `{v.code}` | {v.stage or ''} | "
-            f"{v.vs_baseline or ''} | {_md(v.message)} |"
+            f"| {v.severity.mark.strip()} | `{v.code}` | {v.stage or ''} |{vs} {_md(v.message)} |"
         )
     for v in report.resolved:
         out.append(
