@@ -305,6 +305,19 @@ def test_noise_below_the_collapse_level_is_not_a_trend():
     assert smoothing_trend(ev(stages=FUSION, separation=sep, fga_input_stage="gcn.0")) is None
 
 
+def test_a_stage_set_by_an_intervention_is_not_blamed_on_the_layers():
+    # Hf_1 patched with Ba_0's features at gcn.1: identical from there on.
+    sep = profile(GCN, [1.0, 0.8, 0.7, 0.0, 0.0, 0.0])
+    assert one(oversmoothing(ev(separation=sep))).severity is Severity.ERROR
+    patched = ev(separation=sep, intervention=("patch=gcn.1:Hf_1<-Ba_0",))
+    assert oversmoothing(patched) == []
+    v = one(feature_collapse(patched))
+    assert v.evidence["stage"] == "gcn.1"
+    assert v.evidence["set_by_intervention"] == ["patch=gcn.1:Hf_1<-Ba_0"]
+    assert "The intervention patch=gcn.1:Hf_1<-Ba_0 sets these features." in v.message
+    assert one(feature_collapse(ev(separation=sep))).evidence["set_by_intervention"] == []
+
+
 def test_oversmoothing_cites_the_fga_from_probe():
     probe = Probe("fga-from=alignn.0", closest_group_jsd=0.3)
     v = one(oversmoothing(gcn_ev([0.67] * 4, probes=(probe,))))

@@ -267,12 +267,27 @@ def first_collapsed_stage(ev: Evidence) -> str | None:
     return first
 
 
+def _set_stage(spec: str) -> str | None:
+    """The stage whose node features ``spec`` sets (``mean-ablate=S``, ``patch=S:D<-S``)."""
+    kind, _, value = spec.partition("=")
+    if kind.strip() in ("mean-ablate", "patch") and value:
+        return value.partition(":")[0].strip()
+    return None
+
+
+def intervened_stages(ev: Evidence) -> set[str]:
+    """Stages whose node features an active intervention sets: what changes there is the
+    intervention's doing, not the layer's."""
+    return {s for spec in ev.intervention if (s := _set_stage(spec)) is not None}
+
+
 def _ratio(ev: Evidence, stage: str) -> float | None:
     """separation(stage) / separation(stage before), when the one before is not collapsed
-    (relative changes below the collapse level are float noise)."""
+    (relative changes below the collapse level are float noise) and no intervention sets the
+    stage (``intervened_stages``)."""
     stages = ev.feature_stages
     i = stages.index(stage)
-    if i == 0:
+    if i == 0 or stage in intervened_stages(ev):
         return None
     before, after = ev.separation.get(stages[i - 1]), ev.separation.get(stage)
     if before is None or after is None or before < COLLAPSE_SEPARATION:
@@ -314,7 +329,8 @@ def smoothing_trend(ev: Evidence) -> Trend | None:
 
     Runs are maximal sequences of consecutive message-passing layers (``alignn.k``, ``gcn.k``;
     fusion stages between them neither count nor break a run) that each lose separation
-    (ratio < 1) and whose input is not already collapsed. A run is a smoothing trend when at
+    (ratio < 1) and whose input is not already collapsed; a stage an intervention sets
+    (``intervened_stages``) breaks a run. A run is a smoothing trend when at
     least ``MIN_SHRINKING_LAYERS`` of its layers keep less than ``LAYER_SHRINK`` each, the
     layers together keep less than ``TREND_KEEP``, and the attention input still keeps less
     than ``TREND_KEEP`` of the separation where the run started (no later recovery).
@@ -482,18 +498,27 @@ def fga_missing(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict
 def feature_collapse(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
     """FEATURE_COLLAPSE (error): from some stage on, through the last feature stage, two atoms
     of different elements have features closer than ``COLLAPSE_SEPARATION`` of the feature
-    scale (``separation``). ``stage``: the first stage of that final collapsed stretch."""
+    scale (``separation``). ``stage``: the first stage of that final collapsed stretch;
+    ``set_by_intervention``: the active specs that set that stage's features (a mean-ablation
+    or patch makes atoms identical on purpose)."""
     collapsed = first_collapsed_stage(ev)
     if collapsed is None:
         return []
+    msg = (
+        f"Atoms of different elements (so of different symmetry orbits) have identical "
+        f"features from {collapsed} on (separation {ev.separation[collapsed]:.2g} < "
+        f"{COLLAPSE_SEPARATION:g})."
+    )
+    set_by = [spec for spec in ev.intervention if _set_stage(spec) == collapsed]
+    if set_by:
+        msg += f" The intervention {', '.join(set_by)} sets these features."
     return [
         _v(
             "FEATURE_COLLAPSE",
             Severity.ERROR,
-            f"Atoms of different elements (so of different symmetry orbits) have identical "
-            f"features from {collapsed} on (separation {ev.separation[collapsed]:.2g} < "
-            f"{COLLAPSE_SEPARATION:g}).",
+            msg,
             stage=collapsed,
+            set_by_intervention=set_by,
             separation=_seps(ev),
         )
     ]
@@ -815,11 +840,12 @@ def healthy(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
         return []
     if has:
         return [_symptom_without_cause(ev)]
+    closest = " vs ".join(ev.closest_groups or ("two elements",))
     message = (
         f"Atoms of different elements read different words and attend differently (closest: "
-        f"{ev.closest_groups[0]} vs {ev.closest_groups[1]}, JSD {ev.closest_group_jsd:.3g} >= "
-        f"{DISTINCT_JSD_BITS:g} bits; cross-orbit mean {ev.attention_jsd or 0.0:.3g}); their "
-        f"features stay distinct (separation {final_sep or 0.0:.2g} at {final})."
+        f"{closest}, JSD {ev.closest_group_jsd:.3g} >= {DISTINCT_JSD_BITS:g} bits; cross-orbit "
+        f"mean {ev.attention_jsd or 0.0:.3g}); their features stay distinct (separation "
+        f"{final_sep or 0.0:.2g} at {final})."
     )
     if ev.special_only:
         message += (
