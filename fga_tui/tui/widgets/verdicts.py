@@ -25,7 +25,9 @@ def _evidence(evidence: dict[str, Any]) -> str:
         if isinstance(value, float):
             value = f"{value:.3g}"
         elif isinstance(value, (list, tuple)):
-            shown = ", ".join(str(v) for v in value[:4])
+            shown = ", ".join(
+                "=".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value[:4]
+            )
             value = f"[{shown}{', …' if len(value) > 4 else ''}]"
         elif isinstance(value, dict):
             continue
