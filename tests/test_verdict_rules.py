@@ -211,6 +211,21 @@ def test_fusion_without_a_probe_fires_only_on_a_collapsed_output(after, fires):
     assert bool(fusion_homogenizes(fusion_ev(after, after))) is fires
 
 
+@pytest.mark.parametrize(("keep", "fires"), [(0.3333, True), (0.3334, False)])
+def test_fusion_stages_losing_together_are_one_verdict_at_the_worst(keep, fires):
+    # Two fusion stages: 0.3333 * 0.3 = 0.09999 < 0.1 <= 0.3334 * 0.3 = 0.10002.
+    stages = ("embed", "alignn.0", "fusion.0", "alignn.1", "fusion.1", "gcn.0", "fga")
+    sep = dict(zip(stages[:-1], chain(1.0, [1.0, keep, 1.0, 0.3, 1.0]), strict=True))
+    probe = Probe("no-fusion", separation_at_fga_input=2.0, closest_group_jsd=0.3)
+    e = ev(stages=stages, separation=sep, fga_input_stage="gcn.0", probes=(probe,))
+    found = fusion_homogenizes(e)
+    assert bool(found) is fires
+    if fires:
+        v = one(found)
+        assert v.evidence["stage"] == "fusion.1"  # the stage that loses the most
+        assert v.evidence["fusion_keep"] == pytest.approx(0.3333 * 0.3, rel=1e-3)
+
+
 def test_fusion_is_not_the_cause_when_atoms_read_alike_without_it():
     persists = Probe(
         "no-fusion",

@@ -299,17 +299,36 @@ def _is_layer(stage: str) -> bool:
     return stage.startswith(("alignn.", "gcn."))
 
 
-def fusion_drops(ev: Evidence) -> list[tuple[str, float, float]]:
-    """Fusion stages that keep less than ``DROP_FACTOR`` of their input's separation:
-    (stage, before, after)."""
-    out = []
+def _is_fusion(stage: str) -> bool:
+    return stage.startswith("fusion.")
+
+
+@dataclass(frozen=True)
+class FusionLoss:
+    """What the middle-fusion stages together do to the separation (up to the attention input)."""
+
+    stage: str  # the fusion stage that loses the most
+    before: float  # separation entering that stage
+    after: float  # separation leaving it
+    keep: float  # product over fusion stages of min(ratio, 1): what fusion alone keeps
+    ratios: dict[str, float]  # each fusion stage's separation over its input's
+
+
+def fusion_loss(ev: Evidence) -> FusionLoss | None:
+    """The fusion stages' combined loss, or None when no fusion stage loses separation."""
     stages = ev.feature_stages
-    for s in stages:
-        r = _ratio(ev, s) if s.startswith("fusion.") else None
-        if r is not None and r < DROP_FACTOR:
-            before = ev.separation[stages[stages.index(s) - 1]]
-            out.append((s, float(before), float(ev.separation[s])))
-    return out
+    final = ev.final_stage
+    upto = stages[: stages.index(final) + 1] if final in stages else stages
+    ratios = {s: r for s in upto if _is_fusion(s) and (r := _ratio(ev, s)) is not None}
+    losing = {s: r for s, r in ratios.items() if r < 1.0}
+    if not losing:
+        return None
+    worst = min(losing, key=lambda s: losing[s])
+    keep = 1.0
+    for r in losing.values():
+        keep *= r
+    before = ev.separation[stages[stages.index(worst) - 1]]
+    return FusionLoss(worst, float(before), float(ev.separation[worst]), keep, ratios)
 
 
 @dataclass(frozen=True)
@@ -525,58 +544,63 @@ def feature_collapse(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Ve
 
 
 def fusion_homogenizes(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
-    """FUSION_HOMOGENIZES: a middle-fusion stage keeps less than ``DROP_FACTOR`` of its input's
-    separation, and either the ``no-fusion`` probe restores the separation at the attention
-    input to above max(final / ``DROP_FACTOR``, ``COLLAPSE_SEPARATION``), or (no probe run) the
-    fusion output is collapsed (< ``COLLAPSE_SEPARATION``).
+    """FUSION_HOMOGENIZES: the middle-fusion stages together keep less than ``DROP_FACTOR`` of
+    the separation (``fusion_loss``: product of their losses, one stage or several), and either
+    the ``no-fusion`` probe restores the separation at the attention input to above
+    max(final / ``DROP_FACTOR``, ``COLLAPSE_SEPARATION``), or (no probe run) the worst fusion
+    stage's output is collapsed (< ``COLLAPSE_SEPARATION``).
 
     Severity error. When the no-fusion probe shows that atoms of different elements still read
     alike without fusion, fusion is not the cause of that symptom: the message says so, and the
-    verdict is a warning unless fusion's own output is collapsed (then it stays an error:
-    identical features are a defect whatever else is wrong). ``stage``: the fusion stage."""
+    verdict is a warning unless fusion's output is collapsed (then it stays an error: identical
+    features are a defect whatever else is wrong). ``stage``: the fusion stage that loses most.
+    """
+    loss = fusion_loss(ev)
+    if loss is None or loss.keep >= DROP_FACTOR:
+        return []
     probe = ev.probe("no-fusion")
     final, final_sep = ev.final_stage, ev.final_separation
     restored = None if probe is None else probe.separation_at_fga_input
     persists = None if probe is None else probe.symptom
-    out = []
-    for stage, before, after in fusion_drops(ev):
-        confirmed = (
-            restored is not None
-            and final_sep is not None
-            and restored > max(final_sep / DROP_FACTOR, COLLAPSE_SEPARATION)
+    collapsed = loss.after < COLLAPSE_SEPARATION
+    confirmed = (
+        restored is not None
+        and final_sep is not None
+        and restored > max(final_sep / DROP_FACTOR, COLLAPSE_SEPARATION)
+    )
+    if not (confirmed or (probe is None and collapsed)):
+        return []
+    several = sum(r < 1.0 for r in loss.ratios.values()) > 1
+    msg = (
+        f"Middle fusion makes atoms alike: at {loss.stage} separation {loss.before:.2g} -> "
+        f"{loss.after:.2g}"
+        + (f", {loss.keep:.1%} kept over all fusion stages" if several else "")
+        + f"; bypassing it restores {'—' if restored is None else f'{restored:.2g}'} at {final}."
+    )
+    if persists:
+        msg += (
+            f" But fusion is not {'the only' if collapsed else 'the'} cause of the shared "
+            f"words: with no-fusion, {_symptom_text(probe)}."
         )
-        if not (confirmed or (probe is None and after < COLLAPSE_SEPARATION)):
-            continue
-        collapsed = after < COLLAPSE_SEPARATION
-        severity = Severity.WARNING if persists and not collapsed else Severity.ERROR
-        msg = (
-            f"Middle fusion at {stage} makes atoms alike (separation {before:.2g} -> "
-            f"{after:.2g}); bypassing it restores "
-            f"{'—' if restored is None else f'{restored:.2g}'} at {final}."
+    return [
+        _v(
+            "FUSION_HOMOGENIZES",
+            Severity.WARNING if persists and not collapsed else Severity.ERROR,
+            msg,
+            stage=loss.stage,
+            separation_before=_r(loss.before),
+            separation_after=_r(loss.after),
+            fusion_keep=_r(loss.keep),
+            fusion_ratios={s: _r(r) for s, r in loss.ratios.items()},
+            mean_gate=_r(ev.fusion_gates.get(loss.stage)),
+            ablation={
+                "no_fusion": True,
+                "separation_at_fga_input": _r(restored),
+                "attention_cross_orbit_jsd": _r(None if probe is None else probe.attention_jsd),
+                "symptom_persists": persists,
+            },
         )
-        if persists:
-            msg += (
-                f" But fusion is not {'the only' if collapsed else 'the'} cause of the shared "
-                f"words: with no-fusion, {_symptom_text(probe)}."
-            )
-        out.append(
-            _v(
-                "FUSION_HOMOGENIZES",
-                severity,
-                msg,
-                stage=stage,
-                separation_before=_r(before),
-                separation_after=_r(after),
-                mean_gate=_r(ev.fusion_gates.get(stage)),
-                ablation={
-                    "no_fusion": True,
-                    "separation_at_fga_input": _r(restored),
-                    "attention_cross_orbit_jsd": _r(None if probe is None else probe.attention_jsd),
-                    "symptom_persists": persists,
-                },
-            )
-        )
-    return out
+    ]
 
 
 def oversmoothing(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
@@ -761,7 +785,7 @@ def _symptom_without_cause(ev: Evidence) -> Verdict:
     contributions: dict[str, float | None] = {
         "shared_query": ev.shared_fraction,
         "smoothing": _loss(ev, _is_layer),
-        "fusion": _loss(ev, lambda s: s.startswith("fusion.")),
+        "fusion": _loss(ev, _is_fusion),
     }
     excluded = []
     for key, kind in _PROBE_OF.items():
