@@ -574,7 +574,7 @@ def fusion_homogenizes(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[
     msg = (
         f"Middle fusion makes atoms alike: at {loss.stage} separation {loss.before:.2g} -> "
         f"{loss.after:.2g}"
-        + (f", {loss.keep:.1%} kept over all fusion stages" if several else "")
+        + (f", {_pct(loss.keep)} kept over all fusion stages" if several else "")
         + f"; bypassing it restores {'—' if restored is None else f'{restored:.2g}'} at {final}."
     )
     if persists:
@@ -621,7 +621,7 @@ def oversmoothing(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdi
     msg = (
         f"Separation shrinks at every layer from {trend.layers[0]} to {trend.layers[-1]} "
         f"({ev.separation[trend.start]:.2g} at {trend.start} -> {final_sep:.2g} at {final}, "
-        f"{trend.end_keep:.0%} kept); atoms become alike from {trend.stage}"
+        f"{_pct(trend.end_keep)} kept); atoms become alike from {trend.stage}"
         + (" and are identical at the attention input." if collapsed else ".")
     )
     if probe is not None and probe.symptom is not None:
@@ -927,10 +927,10 @@ def sort_verdicts(verdicts: Iterable[Verdict]) -> list[Verdict]:
     return sorted(verdicts, key=lambda v: (v.code != "HEALTHY", -v.severity.rank))
 
 
-def decide(ev: Evidence, rules: Sequence[Rule] = RULES) -> list[Verdict]:
-    """Run every rule in order (each sees the verdicts before it) and sort the findings."""
+def decide(ev: Evidence) -> list[Verdict]:
+    """Run every rule of ``RULES`` in order (each sees the verdicts before it) and sort."""
     found: tuple[Verdict, ...] = ()
-    for rule in rules:
+    for rule in RULES:
         found += tuple(rule.check(ev, found))
     return sort_verdicts(found)
 
