@@ -12,6 +12,7 @@ from fga_tui import cli, engine
 from fga_tui.diagnostics.report import Report, assemble, diagnose
 from fga_tui.diagnostics.severity import Severity, count_line
 from fga_tui.diagnostics.verdict import Verdict
+from fga_tui.interventions import Interventions
 from fga_tui.text.demo_encoder import packaged_dir
 from fga_tui.trace import Ablation
 
@@ -170,6 +171,30 @@ def test_no_fusion_on_the_problem_demo_is_not_healthy_and_the_symptom_persists(d
     assert report.resolved == []  # fusion was not the cause: nothing it hid goes away
     assert report.to_text().splitlines()[0].startswith("UNDER INTERVENTION no-fusion")
     assert report.to_json()["intervention"] == ["no-fusion"]
+
+
+@needs_demo
+def test_mean_ablation_at_the_attention_input_is_named_and_fixes_nothing(demo):
+    loaded, prepared, base = demo
+    trace = engine.run_trace(loaded, prepared, Interventions.parse(["mean-ablate=gcn.0"]))
+    report = assemble(
+        loaded,
+        prepared,
+        trace,
+        audit_result=base.audit,
+        symmetry=base.symmetry,
+        intervention=["mean-ablate=gcn.0"],
+        baseline_verdicts=base.report.verdicts,
+    ).report
+    words = {tuple(w for w, _ in e["words"][:5]) for e in report.top_words}
+    assert len(words) == 1  # every atom the same words
+    collapse = next(v for v in report.verdicts if v.code == "FEATURE_COLLAPSE")
+    assert (collapse.evidence["stage"], collapse.vs_baseline) == ("gcn.0", "new")
+    assert collapse.evidence["set_by_intervention"] == ["mean-ablate=gcn.0"]
+    assert "OVERSMOOTHING" not in report.codes and "HEALTHY" not in report.codes
+    (gone,) = report.resolved
+    assert gone.code == "SHARED_QUERY_DOMINATES" and gone.evidence["symptom_persists"] is True
+    assert "○ NO LONGER APPLIES SHARED_QUERY_DOMINATES @ fga" in report.to_text()
 
 
 @needs_demo

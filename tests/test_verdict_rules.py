@@ -496,6 +496,17 @@ def test_text_free_model_is_healthy_on_distinct_features():
     assert v.evidence["separation_at_final"] == 0.9
 
 
+def test_uniform_attention_under_no_text_is_by_construction_not_a_finding():
+    e = alike(uniform_attention=True, intervention=("no-text",))
+    v = one(degenerate_softmax(e))
+    assert (v.severity, v.evidence["weights"]) == (Severity.INFO, "atom_to_text (no-text)")
+    assert healthy(e) == []
+    # Uniform without no-text (flat logits in the checkpoint) stays a finding.
+    assert degenerate_softmax(alike(uniform_attention=True)) == []
+    assert one(healthy(alike(uniform_attention=True))).severity is Severity.WARNING
+    assert one(healthy(alike(intervention=("no-text",)))).severity is Severity.WARNING
+
+
 def test_healthy_names_atoms_that_read_only_special_tokens():
     v = one(healthy(ev(special_only=("Ba_0",))))
     assert v.evidence["special_token_atoms"] == ["Ba_0"]
@@ -543,3 +554,15 @@ def test_verdicts_persist_appear_or_resolve_against_the_baseline():
     ]
     assert marked[0].to_json()["vs_baseline"] == "persists"
     assert "vs_baseline" not in current[0].to_json()
+    assert all("symptom_persists" not in v.evidence for v in resolved)
+
+
+@pytest.mark.parametrize("persists", [True, False])
+def test_a_vanished_cause_says_whether_atoms_still_read_alike(persists):
+    baseline = [V("SHARED_QUERY_DOMINATES", "error", "fga"), V("NO_GRADIENT_PATH", "warning")]
+    current = [V("FEATURE_COLLAPSE", "error", "gcn.0")]
+    _, resolved = compare_with_baseline(current, baseline, symptom_persists=persists)
+    assert [(v.code, v.evidence.get("symptom_persists")) for v in resolved] == [
+        ("SHARED_QUERY_DOMINATES", persists),
+        ("NO_GRADIENT_PATH", None),  # not about the symptom
+    ]

@@ -30,6 +30,11 @@ def verdict_summary(report: Report) -> str:
     return line
 
 
+def _resolved_mark(v: Verdict) -> str:
+    """``✓ RESOLVED``, or ``○ NO LONGER APPLIES`` when the symptom it explained persists."""
+    return "○ NO LONGER APPLIES" if v.evidence.get("symptom_persists") else "✓ RESOLVED"
+
+
 def _vs(v: Verdict) -> str:
     return f" [{v.vs_baseline}]" if v.vs_baseline else ""
 
@@ -102,9 +107,11 @@ def report_text(report: Report) -> str:
     for v in report.resolved:
         stage = v.stage
         out.append(
-            f"  ✓ RESOLVED {v.code}"
+            f"  {_resolved_mark(v)} {v.code}"
             + (f" @ {stage}" if stage else "")
-            + f" (was {v.severity.value} without the intervention): {v.message}"
+            + f" (was {v.severity.value} without the intervention"
+            + ("; atoms still read alike" if v.evidence.get("symptom_persists") else "")
+            + f"): {v.message}"
         )
     out += ["", "stages:"]
     out += ["  " + r for r in _table(STAGE_HEADER, _stage_rows(report))]
@@ -163,7 +170,7 @@ def report_markdown(report: Report) -> str:
         )
     for v in report.resolved:
         out.append(
-            f"| ✓ RESOLVED (was {v.severity.value}) | `{v.code}` | {v.stage or ''} | "
+            f"| {_resolved_mark(v)} (was {v.severity.value}) | `{v.code}` | {v.stage or ''} | "
             f"resolved | {_md(v.message)} |"
         )
     out += [

@@ -17,12 +17,20 @@ from fga_tui.diagnostics.attention import (
     divergence_profile,
     first_uniform_stage,
     pairwise_jsd,
+    row_entropy,
     summarize_attention,
 )
 from fga_tui.diagnostics.separation import InputGroups, input_groups, separation_profile
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
-from fga_tui.diagnostics.verdict import Evidence, Probe, Verdict, compare_with_baseline, decide
+from fga_tui.diagnostics.verdict import (
+    Evidence,
+    Probe,
+    Verdict,
+    compare_with_baseline,
+    decide,
+    symptom,
+)
 from fga_tui.trace import Ablation, Trace
 
 SCHEMA = "fga-tui.report/1"
@@ -39,7 +47,9 @@ class Report:
     intervention with a baseline, each verdict's ``vs_baseline`` is ``persists`` or ``new``
     and ``resolved`` lists the baseline's problem verdicts (warning or worse) that the
     intervention made disappear, marked ``resolved``; they never count for ``worst_severity``
-    or ``--fail-on``.
+    or ``--fail-on``. A resolved verdict about the symptom carries ``symptom_persists`` in its
+    evidence: true means it merely no longer applies while atoms still read alike (the renders
+    say "no longer applies", not "resolved").
     """
 
     sample: dict[str, Any]
@@ -204,6 +214,18 @@ def _special_token_atoms(trace: Trace, atoms: list[int]) -> list[int]:
     words = mask & np.array([t not in SPECIAL_TOKENS for t in trace.tokens], dtype=bool)
     mass = avg[:, words].sum(axis=1)
     return [i for i in atoms if mass[i] < SPECIAL_ONLY_MASS]
+
+
+#: head-averaged rows whose normalised entropy is this close to 1 read every token alike
+UNIFORM_ENTROPY_GAP = 1e-6
+
+
+def _uniform_attention(trace: Trace) -> bool:
+    """Is every atom's head-averaged attention row uniform over the valid tokens?"""
+    if trace.atom_to_text is None:
+        return False
+    entropy = row_entropy(trace.atom_to_text.mean(axis=0), trace.token_mask)
+    return bool(entropy.min() >= 1.0 - UNIFORM_ENTROPY_GAP)
 
 
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
@@ -423,12 +445,13 @@ def assemble(
         num_atoms=trace.num_atoms,
         broken_orbits=broken,
         special_only=special_only,
+        uniform_attention=_uniform_attention(trace),
         intervention=tuple(active),
     )
     verdicts = decide(evidence)
     resolved: list[Verdict] = []
     if baseline_verdicts is not None:
-        verdicts, resolved = compare_with_baseline(verdicts, baseline_verdicts)
+        verdicts, resolved = compare_with_baseline(verdicts, baseline_verdicts, symptom(evidence))
     report = Report(
         sample={
             "id": sample.id,

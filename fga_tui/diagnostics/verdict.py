@@ -183,6 +183,8 @@ class Evidence:
     # 12th-shell cut can keep a tie shell for some equivalent atoms and not others.
     broken_orbits: Sequence[tuple[list[int], list[int]]] = ()
     special_only: Sequence[str] = ()  # atoms attending almost only to [CLS]/[SEP]/...
+    # every atom's head-averaged attention row is uniform over the valid tokens (flat logits)
+    uniform_attention: bool = False
     intervention: Sequence[str] = ()  # active specs: the evidence is of an intervened model
 
     def probe(self, kind: str) -> Probe | None:
@@ -744,10 +746,17 @@ def no_gradient_path(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Ve
     ]
 
 
+def _no_text_uniform(ev: Evidence) -> bool:
+    """Under ``no-text`` every token key is the same, so uniform attention is by construction."""
+    return ev.has_fga and ev.uniform_attention and "no-text" in ev.intervention
+
+
 def degenerate_softmax(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
-    """DEGENERATE_SOFTMAX (info): attention weights that are a softmax over one element,
-    identically 1.0 by construction (the fork's global attention; text_to_atom on 1 atom)."""
-    return [
+    """DEGENERATE_SOFTMAX (info): attention weights constant by construction: a softmax over
+    one element, identically 1.0 (the fork's global attention; text_to_atom on 1 atom), or the
+    atom->text attention under the ``no-text`` intervention, uniform because every token state
+    is the same (``uniform_attention``): every atom then reads every word alike."""
+    out = [
         _v(
             "DEGENERATE_SOFTMAX",
             Severity.INFO,
@@ -756,6 +765,19 @@ def degenerate_softmax(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[
         )
         for what in ev.degenerate
     ]
+    if _no_text_uniform(ev):
+        out.append(
+            _v(
+                "DEGENERATE_SOFTMAX",
+                Severity.INFO,
+                "Under no-text every token looks the same to the attention, so atom->text "
+                "attention is uniform by construction: identical words for every atom are "
+                "expected here, not a finding.",
+                stage="fga",
+                weights="atom_to_text (no-text)",
+            )
+        )
+    return out
 
 
 def _blocking(earlier: Iterable[Verdict]) -> list[Verdict]:
@@ -841,7 +863,8 @@ def healthy(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
     atoms of different elements read the same top words, and every two elements' mean attention
     rows differ by at least ``DISTINCT_JSD_BITS``. When atoms do read alike and no cause fired,
     the symptom is still reported (``_symptom_without_cause``): never silence, never HEALTHY.
-    Nothing when the question cannot be asked (one element, or one orbit).
+    Nothing when the question cannot be asked (one element, or one orbit), or when the
+    attention is uniform by construction under ``no-text`` (DEGENERATE_SOFTMAX says so).
     Without attention: HEALTHY when nothing blocks and the features of different elements stay
     distinct at the last stage."""
     if _blocking(earlier):
@@ -860,7 +883,7 @@ def healthy(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
             )
         ]
     has = symptom(ev)
-    if has is None:
+    if has is None or _no_text_uniform(ev):
         return []
     if has:
         return [_symptom_without_cause(ev)]
@@ -944,7 +967,9 @@ def _identity(v: Verdict) -> tuple[str, Any]:
 
 
 def compare_with_baseline(
-    current: Sequence[Verdict], baseline: Sequence[Verdict]
+    current: Sequence[Verdict],
+    baseline: Sequence[Verdict],
+    symptom_persists: bool | None = None,
 ) -> tuple[list[Verdict], list[Verdict]]:
     """Mark each current verdict ``persists`` or ``new`` against the unintervened ``baseline``,
     and return the baseline's problem verdicts (warning or worse) that disappeared, marked
@@ -952,7 +977,10 @@ def compare_with_baseline(
 
     Verdicts match on code and subject (the attention branch, the degenerate weights) one to
     one, preferring the same stage; a finding that moved to another stage persists, with
-    ``baseline_stage`` added to its evidence.
+    ``baseline_stage`` added to its evidence. A vanished verdict about the symptom (a code in
+    ``BLOCKS_HEALTHY``) gets ``symptom_persists`` in its evidence when it is known: True means
+    the finding no longer applies (e.g. a mean-ablation made the features identical, so "the
+    features differ but..." is moot) while atoms still read alike, so nothing was fixed.
     """
     pool = list(baseline)
     out: list[Verdict | None] = [None] * len(current)
@@ -979,7 +1007,12 @@ def compare_with_baseline(
         o if o is not None else dataclasses.replace(v, vs_baseline=NEW)
         for v, o in zip(current, out, strict=True)
     ]
-    resolved = [
-        dataclasses.replace(b, vs_baseline=RESOLVED) for b in pool if b.severity >= Severity.WARNING
-    ]
+    resolved = []
+    for b in pool:
+        if b.severity < Severity.WARNING:
+            continue
+        evidence = b.evidence
+        if symptom_persists is not None and b.code in BLOCKS_HEALTHY:
+            evidence = {**b.evidence, "symptom_persists": symptom_persists}
+        resolved.append(dataclasses.replace(b, evidence=evidence, vs_baseline=RESOLVED))
     return marked, resolved
