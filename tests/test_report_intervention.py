@@ -198,6 +198,28 @@ def test_mean_ablation_at_the_attention_input_is_named_and_fixes_nothing(demo):
 
 
 @needs_demo
+def test_patching_hf_with_ba_names_the_patch_and_keeps_the_shared_query_verdict(demo):
+    loaded, prepared, base = demo
+    spec = "patch=gcn.0:Hf_4<-Ba_0"
+    trace = engine.run_trace(loaded, prepared, Interventions.parse([spec]))
+    report = assemble(
+        loaded,
+        prepared,
+        trace,
+        audit_result=base.audit,
+        symmetry=base.symmetry,
+        intervention=[spec],
+        baseline_verdicts=base.report.verdicts,
+    ).report
+    collapse = next(v for v in report.verdicts if v.code == "FEATURE_COLLAPSE")
+    assert collapse.evidence["set_by_intervention"] == [spec]
+    sqd = next(v for v in report.verdicts if v.code == "SHARED_QUERY_DOMINATES")
+    assert (sqd.severity, sqd.vs_baseline) == (Severity.ERROR, "persists")
+    assert ["Ba_0", "Li_5"] in sqd.evidence["same_top_word_pairs"]
+    assert report.resolved == []
+
+
+@needs_demo
 def test_cli_report_says_the_intervention_first(tmp_path):
     runner = CliRunner()
     result = runner.invoke(

@@ -394,6 +394,21 @@ def test_shared_query_needs_distinct_features(final, fires):
     assert bool(shared_query_dominates(e)) is fires
 
 
+@pytest.mark.parametrize(("distinct", "fires"), [(1, True), (0, False)])
+def test_a_patched_pair_does_not_hide_other_pairs_reading_alike(distinct, fires):
+    # One pair made identical (separation 0), another reading alike with distinct features.
+    e = alike(
+        separation=profile(GCN, [1.0, 0.9, 0.9, 0.9, 0.9, 0.0]),
+        same_word_pairs=[("Ba_0", "Hf_1"), ("Ba_0", "Li_2")],
+        same_word_pair_count=2,
+        same_word_distinct_count=distinct,
+    )
+    found = shared_query_dominates(e)
+    assert bool(found) is fires
+    if fires:
+        assert "1 of the pairs below have distinct features" in one(found).message
+
+
 def test_shared_query_is_not_blamed_on_an_untrained_query():
     a2t = Finding("unchanged", "error", "x", ("fine_grained_attention.a2t_key.weight",), {})
     assert shared_query_dominates(alike(audit=audit(a2t))) == []

@@ -20,7 +20,12 @@ from fga_tui.diagnostics.attention import (
     row_entropy,
     summarize_attention,
 )
-from fga_tui.diagnostics.separation import InputGroups, input_groups, separation_profile
+from fga_tui.diagnostics.separation import (
+    COLLAPSE_SEPARATION,
+    InputGroups,
+    input_groups,
+    separation_profile,
+)
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
 from fga_tui.diagnostics.verdict import (
@@ -214,6 +219,18 @@ def _special_token_atoms(trace: Trace, atoms: list[int]) -> list[int]:
     words = mask & np.array([t not in SPECIAL_TOKENS for t in trace.tokens], dtype=bool)
     mass = avg[:, words].sum(axis=1)
     return [i for i in atoms if mass[i] < SPECIAL_ONLY_MASS]
+
+
+def _distinct_pairs(X: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ``pairs`` whose features differ by at least ``COLLAPSE_SEPARATION`` of the feature
+    scale (the separation's own yardstick)."""
+    if not pairs:
+        return []
+    X = np.asarray(X, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
+    a, b = np.array(pairs).T
+    d = np.linalg.norm(X[a] - X[b], axis=1)
+    return [p for p, far in zip(pairs, d >= COLLAPSE_SEPARATION * scale, strict=True) if far]
 
 
 #: head-averaged rows whose normalised entropy is this close to 1 read every token alike
@@ -412,6 +429,7 @@ def assemble(
     multi = any(len(o) > 1 for o in orbits)
     special_only = [labels[i] for i in _special_token_atoms(trace, [o[0] for o in orbits])]
     same_pairs = _same_top_word_pairs(top, orbits, trace.elements)
+    distinct = _distinct_pairs(trace.features[fin_stage], same_pairs)
     closest, closest_jsd = _closest_groups(trace, groups)
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
     broken = [
@@ -432,6 +450,7 @@ def assemble(
         group_names=groups.names,
         same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
         same_word_pair_count=len(same_pairs),
+        same_word_distinct_count=len(distinct),
         closest_groups=closest,
         closest_group_jsd=closest_jsd,
         first_uniform_stage=first_uniform_stage(profile) if profile else None,

@@ -170,6 +170,8 @@ class Evidence:
     group_names: Sequence[str] = ()
     same_word_pairs: Sequence[tuple[str, str]] = ()
     same_word_pair_count: int = 0
+    # how many of those pairs have distinct features at the attention input (None: unknown)
+    same_word_distinct_count: int | None = None
     closest_groups: tuple[str, str] | None = None
     closest_group_jsd: float | None = None
     first_uniform_stage: str | None = None
@@ -689,17 +691,27 @@ def attention_untrained(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list
     return out
 
 
+def _alike_but_distinct(ev: Evidence) -> bool:
+    """Do atoms that read alike have distinct features at the attention input? Per pair when
+    the same-word pairs were measured (a patch can make one pair identical and leave others
+    distinct), else: every two elements differ (separation >= ``COLLAPSE_SEPARATION``)."""
+    if ev.same_word_pair_count and ev.same_word_distinct_count is not None:
+        return ev.same_word_distinct_count > 0
+    final_sep = ev.final_separation
+    return final_sep is not None and final_sep >= COLLAPSE_SEPARATION
+
+
 def shared_query_dominates(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
     """SHARED_QUERY_DOMINATES (error): atoms of different elements read alike (``symptom``)
-    although their features at the attention input are distinct (separation >=
-    ``COLLAPSE_SEPARATION``) and the atom->text projections are trained, and the query part
-    shared by all atoms carries more than ``SHARED_DOMINATES_FRACTION`` of the logit variance
-    (``attention.logit_decomposition``). ``stage``: fga."""
+    although their features at the attention input are distinct (``_alike_but_distinct``:
+    distance >= ``COLLAPSE_SEPARATION`` of the feature scale) and the atom->text projections
+    are trained, and the query part shared by all atoms carries more than
+    ``SHARED_DOMINATES_FRACTION`` of the logit variance (``attention.logit_decomposition``).
+    ``stage``: fga."""
     final_sep, frac = ev.final_separation, ev.shared_fraction
     if (
         not symptom(ev)
-        or final_sep is None
-        or final_sep < COLLAPSE_SEPARATION
+        or not _alike_but_distinct(ev)
         or untrained_attention(ev.audit, A2T_PARTS)
         or frac is None
         or frac <= SHARED_DOMINATES_FRACTION
@@ -709,9 +721,14 @@ def shared_query_dominates(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> l
         _v(
             "SHARED_QUERY_DOMINATES",
             Severity.ERROR,
-            f"Atoms differ at {ev.final_stage} (separation {final_sep:.2g}) but "
-            f"{_symptom_text(ev)}: the query part shared by all atoms carries {frac:.0%} of the "
-            "logit variance.",
+            f"Atoms differ at {ev.final_stage} "
+            + (
+                f"(separation {final_sep:.2g})"
+                if final_sep is not None and final_sep >= COLLAPSE_SEPARATION
+                else f"({ev.same_word_distinct_count} of the pairs below have distinct features)"
+            )
+            + f" but {_symptom_text(ev)}: the query part shared by all atoms carries "
+            f"{frac:.0%} of the logit variance.",
             stage="fga",
             shared_fraction=_r(frac),
             attention_cross_orbit_jsd=_r(ev.attention_jsd),
