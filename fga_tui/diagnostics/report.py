@@ -1,7 +1,7 @@
 """Diagnose one sample: trace + symmetry + metrics + attention + audit + ablations -> Report.
 
 ``diagnose`` runs the engine (the only torch work here); everything after the traces is numpy.
-The JSON form is the public contract ``fga-tui.report/1`` of shared/DESIGN.md.
+The JSON form is the public contract ``fga-tui.report/1`` (documented in the README).
 """
 
 from __future__ import annotations
