@@ -14,7 +14,6 @@ from fga_tui.diagnostics.severity import Severity, count_line
 from fga_tui.diagnostics.verdict import Verdict
 from fga_tui.interventions import Interventions
 from fga_tui.text.demo_encoder import packaged_dir
-from fga_tui.trace import Ablation
 
 DEMO = packaged_dir()
 PROBLEM, SAMPLE = DEMO / "demo_problem.pt", DEMO / "ba4hfli.json"
@@ -150,19 +149,24 @@ def demo():
     return loaded, prepared, diagnose(loaded, prepared)
 
 
-@needs_demo
-def test_no_fusion_on_the_problem_demo_is_not_healthy_and_the_symptom_persists(demo):
+def intervene(demo, spec: str) -> Report:
+    """The demo problem sample under ``spec``, compared with its diagnosis as trained."""
     loaded, prepared, base = demo
-    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=True))
-    report = assemble(
+    trace = engine.run_trace(loaded, prepared, Interventions.parse([spec]))
+    return assemble(
         loaded,
         prepared,
         trace,
         audit_result=base.audit,
         symmetry=base.symmetry,
-        intervention=["no-fusion"],
+        intervention=[spec],
         baseline_verdicts=base.report.verdicts,
     ).report
+
+
+@needs_demo
+def test_no_fusion_on_the_problem_demo_is_not_healthy_and_the_symptom_persists(demo):
+    report = intervene(demo, "no-fusion")
     assert "HEALTHY" not in report.codes
     sqd = next(v for v in report.verdicts if v.code == "SHARED_QUERY_DOMINATES")
     assert (sqd.severity, sqd.vs_baseline) == (Severity.ERROR, "persists")
@@ -175,17 +179,7 @@ def test_no_fusion_on_the_problem_demo_is_not_healthy_and_the_symptom_persists(d
 
 @needs_demo
 def test_mean_ablation_at_the_attention_input_is_named_and_fixes_nothing(demo):
-    loaded, prepared, base = demo
-    trace = engine.run_trace(loaded, prepared, Interventions.parse(["mean-ablate=gcn.0"]))
-    report = assemble(
-        loaded,
-        prepared,
-        trace,
-        audit_result=base.audit,
-        symmetry=base.symmetry,
-        intervention=["mean-ablate=gcn.0"],
-        baseline_verdicts=base.report.verdicts,
-    ).report
+    report = intervene(demo, "mean-ablate=gcn.0")
     words = {tuple(w for w, _ in e["words"][:5]) for e in report.top_words}
     assert len(words) == 1  # every atom the same words
     collapse = next(v for v in report.verdicts if v.code == "FEATURE_COLLAPSE")
@@ -199,18 +193,8 @@ def test_mean_ablation_at_the_attention_input_is_named_and_fixes_nothing(demo):
 
 @needs_demo
 def test_patching_hf_with_ba_names_the_patch_and_keeps_the_shared_query_verdict(demo):
-    loaded, prepared, base = demo
     spec = "patch=gcn.0:Hf_4<-Ba_0"
-    trace = engine.run_trace(loaded, prepared, Interventions.parse([spec]))
-    report = assemble(
-        loaded,
-        prepared,
-        trace,
-        audit_result=base.audit,
-        symmetry=base.symmetry,
-        intervention=[spec],
-        baseline_verdicts=base.report.verdicts,
-    ).report
+    report = intervene(demo, spec)
     collapse = next(v for v in report.verdicts if v.code == "FEATURE_COLLAPSE")
     assert collapse.evidence["set_by_intervention"] == [spec]
     sqd = next(v for v in report.verdicts if v.code == "SHARED_QUERY_DOMINATES")

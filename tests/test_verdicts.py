@@ -56,26 +56,31 @@ def saturate_fusion(state, config) -> None:
     state[prefix + "text_transform.3.bias"].mul_(1e5)
 
 
+def averaging_update(state, prefix: str, hidden: int, rate: float, offset: float) -> None:
+    """The node update at ``prefix`` becomes x' = x + SiLU(rate (mean_neighbours(x) - x) +
+    offset): all edge gates equal (a plain neighbour mean), no batch-norm rescaling."""
+    eye = torch.eye(hidden)
+    for gate in ("src_gate", "dst_gate", "edge_gate"):
+        state[prefix + gate + ".weight"].zero_()
+        state[prefix + gate + ".bias"].zero_()
+    state[prefix + "dst_update.weight"].copy_(rate * eye)
+    state[prefix + "dst_update.bias"].zero_()
+    state[prefix + "src_update.weight"].copy_(-rate * eye)
+    state[prefix + "src_update.bias"].fill_(offset)
+    state[prefix + "bn_nodes.running_mean"].zero_()
+    state[prefix + "bn_nodes.running_var"].fill_(1.0)
+    state[prefix + "bn_nodes.weight"].fill_(1.0)
+    state[prefix + "bn_nodes.bias"].zero_()
+
+
 def smoothing_stack(state, config) -> None:
     """Every node update becomes x' = x + SiLU(0.3 (mean_neighbours(x) - x) + 20): a damped
     neighbour average plus a shared offset, so atoms converge layer by layer. Fusion is shut
     (gate ~0) so it cannot be blamed."""
-    hidden = config.hidden_features
-    eye = torch.eye(hidden)
     prefixes = [f"alignn_layers.{k}.node_update." for k in range(config.alignn_layers)]
     prefixes += [f"gcn_layers.{k}." for k in range(config.gcn_layers)]
     for p in prefixes:
-        for gate in ("src_gate", "dst_gate", "edge_gate"):
-            state[p + gate + ".weight"].zero_()
-            state[p + gate + ".bias"].zero_()
-        state[p + "dst_update.weight"].copy_(0.3 * eye)
-        state[p + "dst_update.bias"].zero_()
-        state[p + "src_update.weight"].copy_(-0.3 * eye)
-        state[p + "src_update.bias"].fill_(20.0)
-        state[p + "bn_nodes.running_mean"].zero_()
-        state[p + "bn_nodes.running_var"].fill_(1.0)
-        state[p + "bn_nodes.weight"].fill_(1.0)
-        state[p + "bn_nodes.bias"].zero_()
+        averaging_update(state, p, config.hidden_features, 0.3, 20.0)
     state["middle_fusion_modules.layer_2.gate.0.bias"].fill_(-30.0)
 
 
@@ -94,20 +99,8 @@ def sharpen_query(state, config) -> None:
 def gcn_smoothing(state, config) -> None:
     """Only the GCN layers smooth: x' = x + SiLU(0.2 (mean_neighbours(x) - x) + 1.5), so each
     loses about a third of the separation without ever collapsing it."""
-    eye = torch.eye(config.hidden_features)
     for k in range(config.gcn_layers):
-        p = f"gcn_layers.{k}."
-        for gate in ("src_gate", "dst_gate", "edge_gate"):
-            state[p + gate + ".weight"].zero_()
-            state[p + gate + ".bias"].zero_()
-        state[p + "dst_update.weight"].copy_(0.2 * eye)
-        state[p + "dst_update.bias"].zero_()
-        state[p + "src_update.weight"].copy_(-0.2 * eye)
-        state[p + "src_update.bias"].fill_(1.5)
-        state[p + "bn_nodes.running_mean"].zero_()
-        state[p + "bn_nodes.running_var"].fill_(1.0)
-        state[p + "bn_nodes.weight"].fill_(1.0)
-        state[p + "bn_nodes.bias"].zero_()
+        averaging_update(state, f"gcn_layers.{k}.", config.hidden_features, 0.2, 1.5)
 
 
 def atom_specific_query(fork, nacl_tokens, sample: Path):
