@@ -6,23 +6,16 @@ from __future__ import annotations
 import pytest
 
 from fga_tui.diagnostics.audit import AuditResult, Finding
-from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
-from fga_tui.diagnostics.severity import Severity
-from fga_tui.diagnostics.verdict import (
+from fga_tui.diagnostics.evidence import CODES, Evidence, Probe, Verdict
+from fga_tui.diagnostics.rules import (
     BLOCKS_HEALTHY,
-    CODES,
     DISTINCT_JSD_BITS,
     DROP_FACTOR,
     LAYER_SHRINK,
     RULES,
     SHARED_DOMINATES_FRACTION,
     TREND_KEEP,
-    Evidence,
-    Probe,
-    Verdict,
     attention_untrained,
-    compare_with_baseline,
-    decide,
     degenerate_softmax,
     feature_collapse,
     fga_missing,
@@ -34,6 +27,9 @@ from fga_tui.diagnostics.verdict import (
     smoothing_trend,
     symmetry_equivalent,
 )
+from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
+from fga_tui.diagnostics.severity import Severity
+from fga_tui.diagnostics.verdict import compare_with_baseline, decide
 
 GCN = ("embed", "alignn.0", "gcn.0", "gcn.1", "gcn.2", "gcn.3", "fga")
 FUSION = ("embed", "alignn.0", "fusion.0", "alignn.1", "gcn.0", "fga")

@@ -20,6 +20,8 @@ from fga_tui.diagnostics.attention import (
     row_entropy,
     summarize_attention,
 )
+from fga_tui.diagnostics.evidence import Evidence, Probe, Verdict
+from fga_tui.diagnostics.rules import probe_symptom, symptom
 from fga_tui.diagnostics.separation import (
     COLLAPSE_SEPARATION,
     InputGroups,
@@ -28,14 +30,7 @@ from fga_tui.diagnostics.separation import (
 )
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
-from fga_tui.diagnostics.verdict import (
-    Evidence,
-    Probe,
-    Verdict,
-    compare_with_baseline,
-    decide,
-    symptom,
-)
+from fga_tui.diagnostics.verdict import compare_with_baseline, decide
 from fga_tui.trace import Ablation, Trace
 
 SCHEMA = "fga-tui.report/1"
@@ -410,7 +405,7 @@ def assemble(
             "attention_cross_orbit_jsd": jsd_t,
             "closest_group_jsd": closest_jsd_t,
             "same_top_word_pairs": [list(p) for p in probe.same_word_pairs],
-            "symptom_persists": probe.symptom,
+            "symptom_persists": probe_symptom(probe),
             "prediction": t.prediction,
         }
 
