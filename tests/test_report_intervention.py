@@ -178,6 +178,16 @@ def test_no_fusion_on_the_problem_demo_is_not_healthy_and_the_symptom_persists(d
 
 
 @needs_demo
+def test_the_cause_separating_probes_say_whether_atoms_still_read_alike(demo):
+    _, _, base = demo
+    probes = base.report.ablations
+    assert probes["no_fusion"]["symptom_persists"] is True
+    assert ["Ba_0", "Li_5"] in probes["no_fusion"]["same_top_word_pairs"]
+    line = next(x for x in base.report.to_text().splitlines() if x.startswith("  no_fusion:"))
+    assert line.endswith(", atoms still read alike")
+
+
+@needs_demo
 def test_mean_ablation_at_the_attention_input_is_named_and_fixes_nothing(demo):
     report = intervene(demo, "mean-ablate=gcn.0")
     words = {tuple(w for w, _ in e["words"][:5]) for e in report.top_words}

@@ -135,6 +135,9 @@ def report_text(report: Report) -> str:
                 f"  {name}: separation {_fmt(vals.get('separation_at_fga_input'), '.2e')}, "
                 f"attention x-orbit JSD {_fmt(vals.get('attention_cross_orbit_jsd'), '.2e')}, "
                 f"prediction {vals.get('prediction'):.6g}"
+                + {True: ", atoms still read alike", False: ", atoms read apart"}.get(
+                    vals.get("symptom_persists"), ""
+                )
             )
     return "\n".join(out)
 
