@@ -264,11 +264,13 @@ def test_trend_keep_boundary(ratio, fires):
 
 @pytest.mark.parametrize(("second", "fires"), [(0.8999, True), (LAYER_SHRINK, False)])
 def test_a_trend_needs_two_layers_that_each_shrink_by_a_tenth(second, fires):
-    # Together they keep 0.3 * 0.9 * 0.95^2 = 0.244 < 0.25 either way; only the count differs.
-    found = oversmoothing(gcn_ev([0.3, second, 0.95, 0.95]))
+    # gcn.0 keeps 1/4, gcn.1 `second` (exactly 0.9 in floats: its input is 1.0), then 0.95
+    # twice: together 0.25 * 0.9 * 0.95^2 = 0.203 < 0.25 either way; only the count differs.
+    sep = profile(GCN, [4.0, 4.0, *chain(1.0, [second, 0.95, 0.95])])
+    found = oversmoothing(ev(separation=sep))
     assert bool(found) is fires
-    if fires:  # 0.3, 0.27, 0.2565, 0.2437: below a quarter of alignn.0's from gcn.3
-        assert one(found).evidence["stage"] == "gcn.3"
+    if fires:  # 1.0, 0.9, 0.855, 0.812 against alignn.0's 4.0: below a quarter from gcn.1
+        assert one(found).evidence["stage"] == "gcn.1"
 
 
 def test_a_layer_that_restores_separation_breaks_the_trend():
@@ -466,6 +468,18 @@ def test_symptom_without_cause_goes_to_the_largest_contributor():
     v = one(healthy(alike(shared_fraction=0.3, separation=smooth.separation, probes=(probe,))))
     assert (v.code, v.evidence["stage"]) == ("SHARED_QUERY_DOMINATES", "fga")
     assert v.evidence["excluded_by_probe"] == ["smoothing"]
+
+
+def test_symptom_with_no_contributor_at_all_goes_to_the_attention():
+    flat = profile(GCN, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])  # no layer loses anything
+    v = one(healthy(alike(shared_fraction=None, separation=flat)))
+    assert (v.code, v.severity, v.evidence["stage"]) == (
+        "SHARED_QUERY_DOMINATES",
+        Severity.WARNING,
+        "fga",
+    )
+    assert v.evidence["contributions"] == {"shared_query": None, "smoothing": 0.0, "fusion": 0.0}
+    assert "with no other lead" in v.message
 
 
 def test_symptom_without_cause_can_point_at_fusion():

@@ -669,9 +669,7 @@ def _symptom_without_cause(ev: Evidence) -> Verdict:
         if probe is not None and probe_symptom(probe):
             excluded.append(key)
     candidates = {k: v or 0.0 for k, v in contributions.items() if k not in excluded}
-    key = max(candidates, key=lambda k: candidates[k])
-    if candidates[key] <= 0.0:
-        key = "shared_query"
+    key = max(candidates, key=lambda k: candidates[k])  # ties: the first, shared_query
     code = _CONTRIBUTORS[key]
     shown = []
     for k, label in (
