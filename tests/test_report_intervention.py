@@ -85,6 +85,25 @@ def test_fail_on_uses_the_severity_order(severities, fail_on, fails):
     assert cli._fails(severities, fail_on) is fails
 
 
+# --- evidence ----------------------------------------------------------------------------------
+
+
+def test_same_words_count_only_between_atoms_of_different_elements():
+    from fga_tui.diagnostics.report import _same_top_word_pairs
+
+    def entry(atom, words):
+        return {"atom": atom, "words": [[w, 0.1] for w in words]}
+
+    top = [
+        entry("O_0", ["ba", "is", "a", "cubic", "cell"]),
+        entry("O_1", ["ba", "is", "a", "cubic", "cell"]),  # another O orbit: not compared
+        entry("Ti_2", ["is", "ba", "a", "cubic", "site"]),  # 4 of 5, first two swapped
+        entry("Ba_3", ["ti", "is", "a", "cubic", "cell"]),  # first word not in the others'
+    ]
+    elements = ["O", "O", "Ti", "Ba"]
+    assert _same_top_word_pairs(top, [[0], [1], [2], [3]], elements) == [(0, 2), (1, 2)]
+
+
 # --- renders -----------------------------------------------------------------------------------
 
 

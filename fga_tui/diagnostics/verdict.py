@@ -76,37 +76,24 @@ def compare_with_baseline(
     ``resolved``.
 
     Verdicts match on code and subject (the attention branch, the degenerate weights) one to
-    one, preferring the same stage; a finding that moved to another stage persists, with
-    ``baseline_stage`` added to its evidence. A vanished verdict about the symptom (a code in
+    one; a finding that moved to another stage persists, with ``baseline_stage`` added to its
+    evidence. A vanished verdict about the symptom (a code in
     ``BLOCKS_HEALTHY``) gets ``symptom_persists`` in its evidence when it is known: True means
     the finding no longer applies (e.g. a mean-ablation made the features identical, so "the
     features differ but..." is moot) while atoms still read alike, so nothing was fixed.
     """
     pool = list(baseline)
-    out: list[Verdict | None] = [None] * len(current)
-    for exact in (True, False):
-        for i, v in enumerate(current):
-            if out[i] is not None:
-                continue
-            match = next(
-                (
-                    b
-                    for b in pool
-                    if _identity(b) == _identity(v) and (not exact or b.stage == v.stage)
-                ),
-                None,
-            )
-            if match is None:
-                continue
-            pool.remove(match)
-            evidence = v.evidence
-            if match.stage != v.stage:
-                evidence = {**v.evidence, "baseline_stage": match.stage}
-            out[i] = dataclasses.replace(v, evidence=evidence, vs_baseline=PERSISTS)
-    marked = [
-        o if o is not None else dataclasses.replace(v, vs_baseline=NEW)
-        for v, o in zip(current, out, strict=True)
-    ]
+    marked = []
+    for v in current:
+        match = next((b for b in pool if _identity(b) == _identity(v)), None)
+        if match is None:
+            marked.append(dataclasses.replace(v, vs_baseline=NEW))
+            continue
+        pool.remove(match)
+        evidence = v.evidence
+        if match.stage != v.stage:
+            evidence = {**v.evidence, "baseline_stage": match.stage}
+        marked.append(dataclasses.replace(v, evidence=evidence, vs_baseline=PERSISTS))
     resolved = []
     for b in pool:
         if b.severity < Severity.WARNING:
