@@ -34,6 +34,7 @@ def test_same_element_atoms_never_enter_the_separation():
     assert separation(X, groups) == pytest.approx(np.linalg.norm(X[1] - X[2]) / scale)
     assert separation(X, input_groups([[0], [1], [2]], ["O", "O", "O"])) is None
     assert separation(np.zeros((3, 2)), groups) == 0.0
+    assert separation(np.array([[np.nan, 0.0], [1.0, 0.0], [0.0, 1.0]]), groups) is None
 
 
 def test_the_chunked_gram_form_agrees_with_explicit_differences(monkeypatch):

@@ -101,6 +101,15 @@ def test_decide_puts_healthy_first_then_errors_warnings_info():
     ]
 
 
+def test_non_finite_numbers_give_verdicts_and_strict_json():
+    import json
+
+    nan = float("nan")
+    e = ev(separation=profile(GCN, [1.0, nan, nan, 0.5, 0.5, nan]), shared_fraction=nan)
+    for v in decide(e) + decide(alike(closest_group_jsd=nan, attention_jsd=nan)):
+        json.dumps(v.to_json(), allow_nan=False)
+
+
 # --- SYMMETRY_EQUIVALENT -----------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ the public vocabulary of the ``report`` JSON.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,5 +180,8 @@ class Evidence:
 
 
 def rounded(x: float | None, digits: int = 4) -> float | None:
-    """``x`` to ``digits`` significant digits, for evidence (None stays None)."""
-    return None if x is None else float(f"{x:.{digits}g}")
+    """``x`` to ``digits`` significant digits, for evidence; None for None, NaN and inf (the
+    report JSON is strict)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.{digits}g}")

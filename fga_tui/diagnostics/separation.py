@@ -75,13 +75,15 @@ def input_groups(orbits: Sequence[Sequence[int]], elements: Sequence[str]) -> In
 def separation(X: np.ndarray, groups: InputGroups) -> float | None:
     """min ||x_a - x_b|| / rms ||x|| over representatives of different groups.
 
-    None with fewer than two groups (nothing the input distinguishes); 0.0 when every feature
-    is zero.
+    None with fewer than two groups (nothing the input distinguishes) or non-finite features
+    (no number to report); 0.0 when every feature is zero.
     """
     if groups.count < 2:
         return None
     X = np.asarray(X, dtype=np.float64)
     scale = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
+    if not np.isfinite(scale):
+        return None
     if scale == 0.0:
         return 0.0
     R = X[groups.reps]
