@@ -104,6 +104,17 @@ def test_same_words_count_only_between_atoms_of_different_elements():
     assert _same_top_word_pairs(top, [[0], [1], [2], [3]], elements) == [(0, 2), (1, 2)]
 
 
+@pytest.mark.parametrize(("tail", "same"), [(0.0499, True), (0.05, False)])
+def test_near_zero_words_do_not_make_two_atoms_read_differently(tail, same):
+    from fga_tui.diagnostics.report import _same_top_word_pairs
+
+    # Both atoms put (nearly) all their weight on "in"; only their negligible words differ.
+    hf = {"atom": "Hf_0", "words": [["in", 1.0]] + [[w, tail] for w in ("ba", "the", "cubic")]}
+    li = {"atom": "Li_1", "words": [["in", 1.0]] + [[w, tail] for w in ("atom", "li", "2.91")]}
+    pairs = _same_top_word_pairs([hf, li], [[0], [1]], ["Hf", "Li"])
+    assert pairs == ([(0, 1)] if same else [])
+
+
 # --- renders -----------------------------------------------------------------------------------
 
 

@@ -144,6 +144,10 @@ def _top_words(
 #: atom's first word among the other's first two (a near-tie for first place is still "same").
 SAME_TOP_K = 5
 SAME_TOP_SHARED = 4
+#: a word under 5 % of the atom's heaviest word's weight is noise in the ranking: two atoms
+#: that put (nearly) all their attention on one word read that word, whatever order their
+#: near-zero words come in.
+WORD_WEIGHT_FLOOR = 0.05
 MAX_PAIRS_SHOWN = 20
 
 
@@ -153,17 +157,26 @@ def _pair_same(a: list[str], b: list[str]) -> bool:
     return len(set(a) & set(b)) >= min(SAME_TOP_SHARED, len(a), len(b))
 
 
+def _weighty_words(words: list) -> list[str]:
+    """The ranked words that carry weight (``WORD_WEIGHT_FLOOR`` of the heaviest or more)."""
+    if not words:
+        return []
+    floor = WORD_WEIGHT_FLOOR * float(words[0][1])
+    return [w for w, x in words if float(x) >= floor]
+
+
 def _same_top_word_pairs(
     top: list[dict], orbits: list[list[int]], elements: Sequence[str]
 ) -> list[tuple[int, int]]:
     """Pairs of orbit representatives (atom indices) of different elements that show the same
-    top words (``_pair_same``). Same-element atoms are not compared: the input never told them
-    apart (see ``separation``). Candidates are found through each atom's first word, so a
-    500-orbit cell does not compare every pair."""
+    top words (``_pair_same`` on the words that carry weight, ``_weighty_words``). Same-element
+    atoms are not compared: the input never told them apart (see ``separation``). Candidates
+    are found through each atom's first word, so a 500-orbit cell does not compare every
+    pair."""
     if len(orbits) < 2 or not top:
         return []
     reps = [o[0] for o in orbits]
-    lists = {i: [w for w, _ in top[i]["words"][:SAME_TOP_K]] for i in reps}
+    lists = {i: _weighty_words(top[i]["words"][:SAME_TOP_K]) for i in reps}
     by_first: dict[str, list[int]] = {}
     for i in reps:
         if lists[i]:
