@@ -258,3 +258,22 @@ def test_cli_report_says_the_intervention_first(tmp_path):
     assert text.stdout.splitlines()[0] == (
         "UNDER INTERVENTION no-fusion — not the model as trained"
     )
+
+
+def test_tui_verdict_panel_says_the_intervention_first_and_marks_verdicts():
+    from types import SimpleNamespace
+
+    from fga_tui.tui.view import VerdictRow
+    from fga_tui.tui.widgets.verdicts import verdict_text
+
+    view = SimpleNamespace(
+        ablation=Interventions.parse(["no-fusion"]),
+        verdicts=[
+            VerdictRow("SHARED_QUERY_DOMINATES", "error", "m", {"stage": "fga"}, None, "persists")
+        ],
+        ablation_notes=[],
+        audit_lines=[],
+    )
+    lines = verdict_text(view).plain.splitlines()
+    assert lines[0] == "UNDER INTERVENTION no-fusion — not the model as trained"
+    assert lines[1] == "✖ ERROR   SHARED_QUERY_DOMINATES @ fga [persists]"

@@ -39,7 +39,10 @@ def verdict_text(view: View) -> Text:
     """The panel's content (plain-text friendly)."""
     out = Text()
     if view.ablation.active:
-        out.append(f"ABLATION ACTIVE: {view.ablation.describe()}\n", Style(bold=True, reverse=True))
+        out.append(
+            f"UNDER INTERVENTION {view.ablation.describe()} — not the model as trained\n",
+            Style(bold=True, reverse=True),
+        )
     for v in view.verdicts:
         severity = Severity.of(v.severity)
         out.append(f"{severity.mark} ", SEVERITY_STYLE[severity.value])
@@ -47,6 +50,8 @@ def verdict_text(view: View) -> Text:
         stage = v.evidence.get("stage")
         if stage:
             out.append(f" @ {stage}")
+        if v.vs_baseline:
+            out.append(f" [{v.vs_baseline}]", Style(italic=True))
         out.append("\n")
         out.append(f"  {v.message}\n")
         ev = _evidence({k: x for k, x in v.evidence.items() if k != "stage"})
