@@ -211,7 +211,10 @@ def export(
         max_atoms=max_atoms,
         vocab_mappings=vocab_mappings,
     )
-    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from))
+    ablation = Ablation(no_fusion=no_fusion, fga_from=fga_from)
+    trace = engine.run_trace(loaded, prepared, ablation)
+    if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
+        trace = engine.with_attribution(trace, engine.run_attribution(loaded, prepared, ablation))
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)

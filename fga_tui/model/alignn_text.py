@@ -190,9 +190,7 @@ class ALIGNNText(nn.Module):
         """The fork's text vector [B, P]: text_projection of the first ([CLS]) token state."""
         return self.text_projection(states[:, 0, :])
 
-    def read_text(
-        self, text: TextBatch | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def read_text(self, text: TextBatch | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(token states [B, L, T], text vector [B, P]) through their hook points; (None, None)
         for a graph-only model."""
         if not self.config.multimodal or text is None:

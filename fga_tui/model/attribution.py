@@ -137,8 +137,9 @@ class TextAttributor:
             return None
         cache = Cache()
         states = self.states.detach().clone().requires_grad_(True)
-        with torch.enable_grad(), hooks(
-            self.model, caching_hooks(cache, ["attn.atom_to_text"], detach=False)
+        with (
+            torch.enable_grad(),
+            hooks(self.model, caching_hooks(cache, ["attn.atom_to_text"], detach=False)),
         ):
             out = self.head(states)
             weights = cache["attn.atom_to_text"]
