@@ -166,12 +166,29 @@ def add_attribution(
     ``UNGROUNDED`` verdicts to the report (until the verdict engine runs those rules itself)."""
     import dataclasses
 
+    trace, report, evidence = attribution_parts(
+        diagnosis.trace, diagnosis.report, attribution, verdicts=verdicts
+    )
+    return dataclasses.replace(
+        diagnosis,
+        trace=trace,
+        report=report,
+        attribution=attribution,
+        attribution_evidence=evidence,
+    )
+
+
+def attribution_parts(
+    trace: Any, report: Any, attribution: Attribution | None, *, verdicts: bool = False
+) -> tuple[Any, Any, Any]:
+    """(trace with the ``attr.*``/``grounding`` arrays, report with the three sections, the
+    ``AttributionEvidence``) for a trace and its report (see ``add_attribution``)."""
+    import dataclasses
+
     from fga_tui.diagnostics.grounding import grounding, grounding_json
     from fga_tui.diagnostics.rules_attribution import attribution_evidence, attribution_verdicts
     from fga_tui.engine import with_attribution
 
-    trace = diagnosis.trace
-    report = diagnosis.report
     by_attention = by_attribution = None
     if trace.atom_to_text is not None:
         by_attention = grounding(trace.atom_to_text, trace.tokens, trace.token_mask, trace.elements)
@@ -196,10 +213,4 @@ def add_attribution(
         else grounding_json(by_attention, by_attribution, trace.labels),
         text_reliance=None if attribution is None else text_reliance_json(attribution),
     )
-    return dataclasses.replace(
-        diagnosis,
-        trace=with_attribution(trace, attribution),
-        report=report,
-        attribution=attribution,
-        attribution_evidence=evidence,
-    )
+    return with_attribution(trace, attribution), report, evidence
