@@ -62,7 +62,7 @@ def test_word_level_demo_text_site_labels_take_their_brackets() -> None:
 def test_wordpiece_pieces_are_merged_before_naming() -> None:
     data = np.load(FIXTURES / "nacl.tokens.npz")
     tokens = data["tokens"].tolist()
-    names, cell = naming_matrix(tokens, data["mask"], ["Na", "Cl"])
+    names, _ = naming_matrix(tokens, data["mask"], ["Na", "Cl"])
     assert tokens[1:3] == ["na", "##cl"]
     assert names[1].tolist() == [0.5, 0.5] and names[2].tolist() == [0.5, 0.5]  # "nacl"
     assert tokens[30:33] == ["na", "##cl", "##6"] and names[32].tolist() == [0.5, 0.5]
