@@ -440,6 +440,12 @@ def scan(
     ablations: Annotated[
         bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
     ] = False,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            "--attribution", help="Text reliance per sample (no-text, deletions; ~2.5x slower)."
+        ),
+    ] = False,
     stopwords: Stopwords = None,
     device: Device = "auto",
     tokens: Tokens = None,
@@ -488,6 +494,7 @@ def scan(
         ablations=ablations,
         stopwords=_stopwords(stopwords),
         max_atoms=max_atoms,
+        attribution=attribution,
     )
     if out is not None:
         from fga_tui.io.atomic import atomic_write_text
