@@ -214,3 +214,49 @@ def attribution_parts(
         text_reliance=None if attribution is None else text_reliance_json(attribution),
     )
     return with_attribution(trace, attribution), report, evidence
+
+
+def report_lines(report: Any, *, markdown: bool = False) -> list[str]:
+    """Text or Markdown lines of a report's ``text_reliance``, ``attribution`` and ``grounding``
+    sections (nothing when the report has none)."""
+    rel, att, ground = report.text_reliance, report.attribution, report.grounding
+    if rel is None and att is None and ground is None:
+        return []
+    out = ["", "## Text reliance and grounding" if markdown else "text reliance and grounding:"]
+    bullet = "- " if markdown else "  "
+
+    def f(x: float | None, spec: str = ".4g") -> str:
+        return "—" if x is None else format(x, spec)
+
+    if rel is not None:
+        out.append(
+            f"{bullet}prediction {f(rel['prediction'])}, without the text "
+            f"{f(rel['prediction_no_text'])} (change {f(rel['change'])}); without its words "
+            f"{f(rel['prediction_no_words'])} (words' share {f(rel['words_share'], '.2%')})"
+        )
+        if rel["deletions"]:
+            out.append(
+                f"{bullet}deleting a word: "
+                + ", ".join(f"{d['word']} {f(d['change'], '+.3g')}" for d in rel["deletions"])
+            )
+    if att is not None:
+        ig = att["integrated_gradients"]
+        out.append(
+            f"{bullet}integrated gradients ({ig['steps']} steps, from no-text): "
+            + ", ".join(f"{w} {f(x, '+.3g')}" for w, x in ig["words"][:5])
+            + f"; special tokens {f(ig['special_tokens'], '+.3g')}; completeness gap "
+            f"{f(att['completeness_gap'], '.2%')}"
+        )
+    if ground is not None:
+        if ground.get("note"):
+            out.append(f"{bullet}grounding: {ground['note']}")
+        else:
+            per = ground["per_element"]
+            out.append(
+                f"{bullet}grounding (own-element share; chance in brackets): "
+                + ", ".join(
+                    f"{el} {f(v['attention'], '.2f')} ({f(v['text_share'], '.2f')})"
+                    for el, v in per.items()
+                )
+            )
+    return out
