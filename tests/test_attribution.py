@@ -280,9 +280,12 @@ def test_report_has_attribution_grounding_and_text_reliance(demo_problem) -> Non
     text, md = diag.report.to_text(), diag.report.to_markdown()
     assert "without the text -0.6293" in text and "completeness gap" in text
     assert "## Text reliance and grounding" in md and "Hf 0.14 (0.27)" in md
-    assert "text reliance" not in diagnose(
-        loaded, prepared, run_ablations=False, audit=False, attribution=False
-    ).report.to_text()
+    assert (
+        "text reliance"
+        not in diagnose(
+            loaded, prepared, run_ablations=False, audit=False, attribution=False
+        ).report.to_text()
+    )
     # The verdicts are opt-in until the verdict engine runs the rules itself.
     assert not {"TEXT_IGNORED", "UNGROUNDED"} & set(diag.report.codes)
     plain = diagnose(loaded, prepared, run_ablations=False, audit=False, attribution=False)
