@@ -292,3 +292,19 @@ def test_report_has_attribution_grounding_and_text_reliance(demo_problem) -> Non
     assert plain.report.attribution is None and plain.trace.attribution is None
     judged = add_attribution(plain, diag.attribution, verdicts=True)
     assert {"TEXT_IGNORED", "UNGROUNDED"} <= set(judged.report.codes)
+
+
+@pytest.mark.parametrize("spec", ["mean-ablate=fga", "patch=fga:Hf_4<-Ba_0", "fga-from=alignn.1"])
+def test_attribution_predictions_follow_every_intervention(demo_problem, spec) -> None:
+    loaded, prepared = demo_problem
+    ablation = Interventions.parse([spec])
+    att = engine.run_attribution(loaded, prepared, ablation, steps=8, delete_top_k=1)
+    assert att.prediction == pytest.approx(
+        engine.run_trace(loaded, prepared, ablation).prediction, abs=1e-5
+    )
+    assert att.prediction_no_text == pytest.approx(
+        engine.run_trace(
+            loaded, prepared, ablation.with_(Interventions.parse(["no-text"]).items[0])
+        ).prediction,
+        abs=1e-5,
+    )

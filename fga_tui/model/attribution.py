@@ -78,6 +78,10 @@ class TextAttributor:
         if interventions.no_text:
             raise ValueError("attribution compares with no-text; it cannot run under no-text")
         self.model = model
+        # ``mean-ablate=fga`` / ``patch=fga:...`` act on the head's output: applied per head call.
+        self.head_interventions = Interventions(
+            [i for i in interventions if i.kind in ("mean-ablate", "patch") and i.stage == "fga"]
+        )
         param = next(model.parameters())
         self.dtype, self.device = param.dtype, param.device
         batch = collate_graphs([graph], self.device)
@@ -93,8 +97,9 @@ class TextAttributor:
             text_free = not model.config.fusion_indices or interventions.no_fusion
             zero = model.embed_text(torch.zeros_like(self.states))
             self.x0 = self.x if text_free else self._encode(zero, interventions)
-            out = model.head(self.x, self.batch, self.states, self.mask, emb)
-        self.target = 0 if out.shape[1] == 1 else int(out[0].argmax())
+            self.target = 0
+            if model.fc.out_features > 1:  # the output the trace reports: the largest one
+                self.target = int(self._outputs(self.states)[0].argmax())
 
     def _encode(self, text_emb: torch.Tensor, interventions: Interventions) -> torch.Tensor:
         model = self.model
@@ -114,20 +119,25 @@ class TextAttributor:
     ) -> torch.Tensor:
         """Predictions [S] for S token-state variants [S, L, T] (masks [S, L]) read by the head
         of the encoded structure ``x`` (default: encoded with the real text)."""
+        return self._outputs(states, mask, x)[:, self.target]
+
+    def _outputs(
+        self, states: torch.Tensor, mask: torch.Tensor | None = None, x: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Every model output [S, out] (see ``head``)."""
         copies = states.shape[0]
         x = self.x if x is None else x
         mask = self.mask.expand(copies, -1) if mask is None else mask
         layout = self._layout(copies)
         emb = self.model.embed_text(states)
-        out = self.model.head(x.repeat(copies, 1), layout, states, mask, emb)
-        return out[:, self.target]
+        with hooks(self.model, intervention_hooks(self.model, self.head_interventions, layout)):
+            return self.model.head(x.repeat(copies, 1), layout, states, mask, emb)
 
     def predictions(self) -> tuple[float, float]:
         """(prediction, prediction under ``no-text``)."""
         with torch.no_grad():
-            both = torch.cat([self.states, torch.zeros_like(self.states)])
-            real = self.head(both[:1])
-            none = self.head(both[1:], x=self.x0)
+            real = self.head(self.states)
+            none = self.head(torch.zeros_like(self.states), x=self.x0)
         return float(real[0]), float(none[0])
 
     def attention_gradient(self) -> tuple[torch.Tensor, torch.Tensor] | None:
