@@ -214,7 +214,8 @@ def export(
     ablation = Ablation(no_fusion=no_fusion, fga_from=fga_from)
     trace = engine.run_trace(loaded, prepared, ablation)
     if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
-        trace = engine.with_attribution(trace, engine.run_attribution(loaded, prepared, ablation))
+        att = engine.run_attribution(loaded, prepared, ablation, trace=trace)
+        trace = engine.with_attribution(trace, att)
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
@@ -443,7 +444,7 @@ def scan(
     attribution: Annotated[
         bool,
         typer.Option(
-            "--attribution", help="Text reliance per sample (no-text, deletions; ~2.5x slower)."
+            "--attribution", help="Text reliance per sample (no-text, deletions; ~3x slower)."
         ),
     ] = False,
     stopwords: Stopwords = None,

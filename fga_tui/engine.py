@@ -305,13 +305,15 @@ def run_attribution(
     *,
     steps: int = 32,
     delete_top_k: int = 5,
+    trace: Trace | None = None,
 ) -> Any:
     """Attribution and text reliance of one sample (``fga_tui.diagnostics.attribution``);
     None for a model that reads no text or under ``no-text``.
 
     Needs a backward pass, so it runs here and not in the no-grad tracer. ``ablation`` applies
     to every run; ``steps`` integration steps (Gauss-Legendre); the ``delete_top_k`` words with
-    the largest integrated gradients are deleted one at a time.
+    the largest integrated gradients are deleted one at a time. ``trace``: this sample's trace
+    under the same interventions; its encoder output is reused (one encoder run fewer).
     """
     import time
 
@@ -326,7 +328,14 @@ def run_attribution(
         return None
     check_ablation(loaded, ablation, [prepared])
     t0 = time.perf_counter()
-    attributor = TextAttributor(loaded.model, prepared.graph, prepared.tokens, ablation)
+    encoded = None
+    if trace is not None and trace.ablation.specs == ablation.specs and trace.stages:
+        # The node features the head reads: the stage before ``fga`` (or the last stage).
+        last = trace.stages[-2] if trace.stages[-1] == "fga" else trace.stages[-1]
+        encoded = torch.from_numpy(np.ascontiguousarray(trace.features[last]))
+    attributor = TextAttributor(
+        loaded.model, prepared.graph, prepared.tokens, ablation, encoded=encoded
+    )
     prediction, no_text = attributor.predictions()
     weighted = attributor.gradient_weighted_attention()
     ig = attributor.integrated_gradients(steps)

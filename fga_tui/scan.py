@@ -295,7 +295,7 @@ def scan(
     """Diagnose every sample of ``data``; write one JSON line per sample to ``out``.
 
     Rows carry each sample's attention grounding; ``attribution`` adds text reliance (no-text
-    prediction, word deletions, integrated gradients: about 2.5 traced forwards per sample).
+    prediction, word deletions, integrated gradients: about 2 traced forwards more per sample).
     """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
@@ -378,7 +378,7 @@ def scan(
                 )
                 extra = [{"no_fusion": t} for t in nf]
             for (position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
-                att = engine.run_attribution(loaded, prep) if attribution else None
+                att = engine.run_attribution(loaded, prep, trace=trace) if attribution else None
                 args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
                 if pool is None:
                     emit(_assemble_job(*args))

@@ -308,3 +308,20 @@ def test_attribution_predictions_follow_every_intervention(demo_problem, spec) -
         ).prediction,
         abs=1e-5,
     )
+
+
+@pytest.mark.parametrize("specs", [[], ["no-fusion"], ["fga-from=alignn.1"]])
+def test_reusing_the_trace_encoder_output_gives_the_same_numbers(demo_problem, specs) -> None:
+    loaded, prepared = demo_problem
+    ablation = Interventions.parse(specs)
+    trace = engine.run_trace(loaded, prepared, ablation)
+    alone = engine.run_attribution(loaded, prepared, ablation, steps=8)
+    reused = engine.run_attribution(loaded, prepared, ablation, steps=8, trace=trace)
+    assert reused.prediction == alone.prediction
+    assert reused.prediction_no_text == alone.prediction_no_text
+    np.testing.assert_array_equal(reused.tokens, alone.tokens)
+    np.testing.assert_array_equal(reused.atom_to_text, alone.atom_to_text)
+    # a trace under other interventions is not reused
+    other = engine.run_trace(loaded, prepared, Interventions.parse(["mean-ablate=gcn.0"]))
+    mismatched = engine.run_attribution(loaded, prepared, ablation, steps=8, trace=other)
+    assert mismatched.prediction == alone.prediction

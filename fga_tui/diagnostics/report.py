@@ -230,7 +230,8 @@ def diagnose(
         return diagnosis
     from fga_tui.diagnostics.attribution import add_attribution
 
-    return add_attribution(diagnosis, engine.run_attribution(loaded, prepared, trace.ablation))
+    att = engine.run_attribution(loaded, prepared, trace.ablation, trace=trace)
+    return add_attribution(diagnosis, att)
 
 
 def cause_ablations(

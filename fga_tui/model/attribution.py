@@ -71,7 +71,10 @@ class TextAttributor:
         graph: CrystalGraph,
         tokens: TokenStates,
         interventions: Interventions | None = None,
+        encoded: torch.Tensor | None = None,
     ) -> None:
+        """``encoded``: the encoder's output [N, C] for the real text under ``interventions``
+        when a traced forward already has it (saves one encoder run)."""
         if not model.config.multimodal:
             raise ValueError("attribution needs a model that reads text")
         interventions = interventions or Interventions()
@@ -93,7 +96,10 @@ class TextAttributor:
         self.length = tokens.length
         with torch.no_grad():
             emb = model.embed_text(self.states)
-            self.x = self._encode(emb, interventions)
+            if encoded is not None:
+                self.x = encoded.to(self.device, self.dtype)
+            else:
+                self.x = self._encode(emb, interventions)
             text_free = not model.config.fusion_indices or interventions.no_fusion
             zero = model.embed_text(torch.zeros_like(self.states))
             self.x0 = self.x if text_free else self._encode(zero, interventions)

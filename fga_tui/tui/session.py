@@ -208,7 +208,7 @@ class Session:
             from fga_tui import engine
             from fga_tui.diagnostics.attribution import attribution_parts
 
-            att = engine.run_attribution(loaded, prepared, request.ablation)
+            att = engine.run_attribution(loaded, prepared, request.ablation, trace=view.trace)
             trace, report, _ = attribution_parts(view.trace, view.report, att)
             return view.with_attribution(trace, report)
 
