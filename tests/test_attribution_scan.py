@@ -46,6 +46,8 @@ def test_aggregate_per_element_and_over_samples() -> None:
     assert out["grounding"]["text_names_no_element"] == 1
     assert out["grounding"]["samples"]["n"] == 2
     assert out["text_reliance"]["relative_change"]["median"] == pytest.approx(0.4)
+    assert out["text_reliance"]["per_element"]["Na"]["n"] == 2
+    assert out["text_reliance"]["per_element"]["Cl"]["max"] == pytest.approx(0.5)
     assert any(line.strip().startswith("Cl") for line in agg.to_text_lines())
     assert AttributionAggregate().to_json() is None
 
@@ -76,6 +78,7 @@ def test_scan_with_attribution_aggregates_grounding_and_reliance(tmp_path, fork_
     assert set(agg["grounding"]["per_element"]) == {"Na", "Cl"}
     assert agg["grounding"]["per_element"]["Na"]["n"] == 3
     assert agg["text_reliance"]["relative_change"]["n"] == 3
+    assert agg["text_reliance"]["per_element"]["Cl"]["n"] == 3
     # without --attribution rows still carry grounding (attention only), no text reliance
     plain = invoke("scan", fork_ckpt, data, "--format", "json", "--workers", "1")
     summary = json.loads(plain.stdout)

@@ -72,6 +72,8 @@ class AttributionAggregate:
     relative_change: list[float] = field(default_factory=list)
     words_share: list[float] = field(default_factory=list)
     completeness_gap: list[float] = field(default_factory=list)
+    #: relative text effect of the samples whose cell holds each element
+    reliance_by_element: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one successful row's fields (rows without them are skipped)."""
@@ -93,6 +95,9 @@ class AttributionAggregate:
             ):
                 if rel.get(key) is not None:
                     acc.append(rel[key])
+            if ground is not None and rel.get("relative_change") is not None:
+                for el in ground["per_element"]:
+                    self.reliance_by_element.setdefault(el, []).append(rel["relative_change"])
 
     @property
     def empty(self) -> bool:
@@ -111,6 +116,9 @@ class AttributionAggregate:
                 "relative_change": _distribution(self.relative_change),
                 "words_share": _distribution(self.words_share),
                 "completeness_gap": _distribution(self.completeness_gap),
+                "per_element": {
+                    el: _distribution(v) for el, v in sorted(self.reliance_by_element.items())
+                },
             },
         }
 
@@ -125,7 +133,11 @@ class AttributionAggregate:
                 f"{d['max']:.3g}  ({self.unnamed} texts name no element)"
             )
         for el, values in sorted(self.per_element.items(), key=lambda kv: np.mean(kv[1])):
-            out.append(f"    {el:<3} mean {np.mean(values):.3g} over {len(values)} samples")
+            rel = self.reliance_by_element.get(el)
+            extra = "" if not rel else f"; text moves its samples by {np.median(rel):.3g} (median)"
+            out.append(
+                f"    {el:<3} grounding {np.mean(values):.3g} over {len(values)} samples{extra}"
+            )
         for name, values in (
             ("text moves prediction (rel.)", self.relative_change),
             ("words' share of text effect", self.words_share),
