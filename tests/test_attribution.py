@@ -327,17 +327,21 @@ def test_reusing_the_trace_encoder_output_gives_the_same_numbers(demo_problem, s
     assert mismatched.prediction == alone.prediction
 
 
+NAN = float("nan")
+
+
 @pytest.mark.parametrize(
     ("checkpoint", "ba", "hf", "li", "words_share_max"),
     [
         ("demo_problem.pt", 0.706, 0.140, 0.190, 0.001),
-        ("demo_fixed.pt", 0.463, 0.041, 0.256, 0.005),
+        ("demo_fixed.pt", 0.000, NAN, NAN, 0.001),
     ],
 )
 def test_demo_pair_grounding_and_text_reliance(checkpoint, ba, hf, li, words_share_max) -> None:
     """The measured demo numbers: both checkpoints use the text through [CLS] (the prediction
-    moves by more than half without it, by well under 1 % without the words the atoms read),
-    and in both the Hf and Li atoms read mostly about Ba."""
+    moves by almost half or more without it, by under 0.1 % of that without the words the atoms
+    read). The problem's Hf and Li atoms read mostly about Ba; the fixed one's one-hot attention
+    sends Ba to the "1" of "Li(1)" and Hf and Li to "in" (no element word: undefined)."""
     from fga_tui.diagnostics.grounding import grounding
 
     loaded = engine.load_model(DEMO / checkpoint, device="cpu")
@@ -345,7 +349,8 @@ def test_demo_pair_grounding_and_text_reliance(checkpoint, ba, hf, li, words_sha
     trace = engine.run_trace(loaded, prepared)
     att = engine.run_attribution(loaded, prepared, trace=trace)
     g = grounding(trace.atom_to_text, trace.tokens, trace.token_mask, trace.elements)
-    assert g.per_element() == pytest.approx({"Ba": ba, "Hf": hf, "Li": li}, abs=2e-3)
-    assert att.relative_text_effect > 0.5
+    expected = {"Ba": ba, "Hf": hf, "Li": li}
+    assert g.per_element() == pytest.approx(expected, abs=2e-3, nan_ok=True)
+    assert att.relative_text_effect > 0.45
     assert att.words_share < words_share_max
     assert att.completeness_gap < 0.01

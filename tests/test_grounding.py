@@ -112,8 +112,22 @@ def test_grounding_json_has_atoms_elements_and_mean() -> None:
         "element": "Ba",
         "attention": 0.8,
         "attribution": 1.0,
+        "element_share": 1.0,
     }
     assert out["per_atom"][1]["attribution"] is None  # no attribution on element words
     assert out["per_element"]["Hf"] == {"attention": 0.5, "attribution": None, "text_share": 0.5}
     assert out["mean"] == {"attention": 0.65, "attribution": 1.0}
     json.dumps(out, allow_nan=False)
+
+
+def test_grounding_needs_a_minimum_share_on_element_words() -> None:
+    from fga_tui.diagnostics.grounding import MIN_ELEMENT_SHARE
+
+    tokens = ["[CLS]", "ba", "hf", "and"]
+    at = MIN_ELEMENT_SHARE  # exactly the floor: defined
+    below = MIN_ELEMENT_SHARE / 2
+    W = np.array([[1 - at, at, 0.0, 0.0], [1 - below, below, 0.0, 0.0]])
+    g = grounding(W, tokens, None, ["Ba", "Ba"])
+    assert g.per_atom[0] == pytest.approx(1.0)
+    assert np.isnan(g.per_atom[1])  # a ratio of vanishing weights says nothing
+    assert g.element_share.tolist() == pytest.approx([at, below])

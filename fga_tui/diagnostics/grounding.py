@@ -13,7 +13,9 @@ An atom's grounding is ``own / (own + other)``: the weight it puts on tokens nam
 element over the weight on tokens naming any element of the cell. The *text share* of an
 element is the same ratio for a reader that weighs every token alike (the chance level: a text
 that mentions Ba twenty times and Hf twice gives a uniform Hf reader 0.09). NaN where the text
-names no element of the cell, or where the atom puts no weight on any element token.
+names no element of the cell, or where the atom puts less than ``MIN_ELEMENT_SHARE`` of its
+weight on element tokens at all (a ratio of two vanishing numbers says nothing); that share is
+reported as ``element_share``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ _NAMES = tuple(_NAMES_TEXT.split())
 _ALIASES = {"aluminum": "Al", "cesium": "Cs", "sulphur": "S"}
 #: Lower-cased symbols that are also English words: they name an element only as a site label.
 AMBIGUOUS = frozenset({"as", "at", "be", "he", "i", "in", "no", "s", "am", "es", "pm"})
+
+#: Below this share of an atom's weight on element tokens its grounding is undefined (NaN).
+MIN_ELEMENT_SHARE = 0.01
 
 _SITE_WORD = re.compile(r"^([a-z]{1,2})(?:\d+|\(\d+\))[+-]?$")
 _DIGITS = re.compile(r"^\d+$")
@@ -158,6 +163,7 @@ class Grounding:
     atom_elements: tuple[str, ...]
     text_share: dict[str, float]
     named: tuple[str, ...]
+    element_share: np.ndarray | None = None  # [N] share of each atom's weight on element words
 
     def per_element(self) -> dict[str, float]:
         """Mean grounding over each element's atoms (NaN atoms skipped; NaN when none left)."""
@@ -191,18 +197,28 @@ def grounding(weights: Any, tokens: Sequence[str], mask: Any, elements: Sequence
     column = {el: k for k, el in enumerate(cell)}
     own = np.array([per_el[i, column[str(e)]] for i, e in enumerate(elements)])
     total = per_el.sum(axis=1)
+    weight = W.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g = np.where(total > 0, own / np.where(total > 0, total, 1.0), np.nan)
+        share = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), 0.0)
+        defined = (total > 0) & (share >= MIN_ELEMENT_SHARE)
+        g = np.where(defined, own / np.where(total > 0, total, 1.0), np.nan)
     mentions = names.sum(axis=0)
     named = tuple(el for el, m in zip(cell, mentions, strict=True) if m > 0)
     if not named:
         g = np.full(len(elements), np.nan)
     all_mentions = float(mentions.sum())
-    share = {
+    text_share = {
         el: (float(m) / all_mentions if all_mentions else float("nan"))
         for el, m in zip(cell, mentions, strict=True)
     }
-    return Grounding(g.astype(np.float32), cell, tuple(map(str, elements)), share, named)
+    return Grounding(
+        g.astype(np.float32),
+        cell,
+        tuple(map(str, elements)),
+        text_share,
+        named,
+        share.astype(np.float32),
+    )
 
 
 def _num(x: float) -> float | None:
@@ -226,6 +242,9 @@ def grounding_json(
                 "atom": label,
                 "element": ref.atom_elements[i],
                 **{k: (None if g is None else _num(g.per_atom[i])) for k, g in sources.items()},
+                "element_share": None
+                if ref.element_share is None
+                else _num(float(ref.element_share[i])),
             }
             for i, label in enumerate(labels)
         ],
