@@ -13,7 +13,7 @@ from fga_tui import engine
 from fga_tui.interventions import Interventions
 from fga_tui.io.types import Structure, TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
-from fga_tui.model.attribution import TextAttributor
+from fga_tui.model.attribution import TextAttributor, cast_batch
 from fga_tui.model.batch import collate_graphs, collate_tokens
 from fga_tui.model.config import ModelConfig
 from fga_tui.model.hooks import hooks
@@ -66,14 +66,7 @@ def _tokens(length: int = 6) -> TokenStates:
 
 def _full_prediction(model: ALIGNNText, graph, tokens, fwd_hooks=()) -> float:
     batch = collate_graphs([graph])
-    batch = type(batch)(
-        **{
-            **batch.__dict__,
-            "atom_features": batch.atom_features.double(),
-            "bond_r": batch.bond_r.double(),
-            "angle_cos": batch.angle_cos.double(),
-        }
-    )
+    batch = cast_batch(batch, torch.float64)
     text = collate_tokens([tokens])
     text = type(text)(text.states.double(), text.mask, text.tokens)
     with torch.no_grad(), hooks(model, list(fwd_hooks)):
@@ -160,15 +153,7 @@ def test_without_fusion_the_path_is_plain_integrated_gradients() -> None:
         from fga_tui.model.batch import TextBatch
 
         copies = states.shape[0]
-        big = collate_graphs([graph] * copies)
-        big = type(big)(
-            **{
-                **big.__dict__,
-                "atom_features": big.atom_features.double(),
-                "bond_r": big.bond_r.double(),
-                "angle_cos": big.angle_cos.double(),
-            }
-        )
+        big = cast_batch(collate_graphs([graph] * copies), torch.float64)
         text = TextBatch(states, mask.expand(copies, -1), ((),) * copies)
         return model(big, text)[:, 0]
 

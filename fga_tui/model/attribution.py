@@ -88,7 +88,7 @@ class TextAttributor:
         param = next(model.parameters())
         self.dtype, self.device = param.dtype, param.device
         batch = collate_graphs([graph], self.device)
-        self.batch = _cast(batch, self.dtype)
+        self.batch = cast_batch(batch, self.dtype)
         text = collate_tokens([tokens], self.device)
         self.states = text.states.to(self.dtype)  # [1, L, T]
         self.mask = text.mask  # [1, L]
@@ -226,7 +226,8 @@ class TextAttributor:
         return out.to("cpu", torch.float64).numpy()
 
 
-def _cast(batch: GraphBatch, dtype: torch.dtype) -> GraphBatch:
+def cast_batch(batch: GraphBatch, dtype: torch.dtype) -> GraphBatch:
+    """The batch with its float tensors in ``dtype`` (a float64 model reads float64 graphs)."""
     if batch.atom_features.dtype == dtype:
         return batch
     return replace(
