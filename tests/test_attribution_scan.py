@@ -94,3 +94,15 @@ def test_export_writes_attribution_and_grounding(tmp_path, fork_ckpt, nacl_json,
         assert data["attr.tokens"].shape == (36,)
         assert data["grounding"].shape == (2,) and np.isfinite(data["grounding"]).all()
         assert data["attn.atom_to_text"].shape[1:] == (2, 36)  # existing keys unchanged
+
+
+def test_diff_shows_text_reliance_and_grounding(fork_ckpt, nacl_json, nacl_tokens) -> None:
+    args = ("diff", fork_ckpt, fork_ckpt, nacl_json, "--tokens", nacl_tokens)
+    result = invoke(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    changes = json.loads(result.stdout)["changes"]
+    a, b = changes["prediction_no_text"]
+    assert a == b and a == pytest.approx(0.760103, abs=1e-5)  # the fork fixture without text
+    assert changes["grounding_mean"][0] == pytest.approx(0.501, abs=1e-3)
+    text = invoke(*args).stdout
+    assert "without the text  A 0.760103   B 0.760103" in text
