@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fga_tui.diagnostics.attribution import report_lines
 from fga_tui.diagnostics.severity import Severity, count_line
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def report_text(report: Report) -> str:
                     vals.get("symptom_persists"), ""
                 )
             )
+    out += report_lines(report)
     return "\n".join(out)
 
 
@@ -189,4 +191,5 @@ def report_markdown(report: Report) -> str:
         for entry in report.top_words:
             words = ", ".join(f"{w} ({x:.3f})" for w, x in entry["words"][:5])
             out.append(f"| {entry['atom']} | {words} |")
+    out += report_lines(report, markdown=True)
     return "\n".join(out) + "\n"
