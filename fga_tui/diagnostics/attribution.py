@@ -187,6 +187,7 @@ def attribution_parts(
 
     from fga_tui.diagnostics.grounding import grounding, grounding_json
     from fga_tui.diagnostics.rules_attribution import attribution_evidence, attribution_verdicts
+    from fga_tui.diagnostics.verdict import sort_verdicts
     from fga_tui.engine import with_attribution
 
     by_attention = by_attribution = None
@@ -201,9 +202,7 @@ def attribution_parts(
     found = list(report.verdicts)
     if extra:
         # A finding replaces HEALTHY; the rest keep their order, ours go after same severity.
-        found = [v for v in found if v.code != "HEALTHY"]
-        order = {"error": 0, "warning": 1, "info": 2}
-        found = sorted([*found, *extra], key=lambda v: order.get(v.severity, 3))
+        found = sort_verdicts([*(v for v in found if v.code != "HEALTHY"), *extra])
     report = dataclasses.replace(
         report,
         verdicts=found,
