@@ -4,6 +4,7 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
+- attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
 - limits (bench_limits): speeds tests used to assert with a stopwatch, as ratios;
 - TUI (bench_tui, bench_limits): step-to-repaint p95, first paint and quitting mid-trace,
   absolute ms against their targets.
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
 
+    import bench_attribution
     import bench_forward
     import bench_limits
     import bench_scan
@@ -73,6 +75,7 @@ def main() -> None:
         ("engine", lambda: bench_forward.run(args.quick)),
         ("graphs", lambda: graph_rows(args.quick)),
         ("scan", lambda: bench_scan.run(args.quick)),
+        ("attribution", lambda: bench_attribution.run(args.quick)),
         ("limits", lambda: bench_limits.run(args.quick)),
     ):
         try:
