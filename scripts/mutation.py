@@ -1,5 +1,9 @@
 """Mutation testing of the modules that decide what users are told, with a kill-rate report.
 
+Groups: the verdict rules (``verdict.py`` + ``rules.py``) and the metrics (``separation``,
+``attention``, ``similarity``), then ``words``, ``symmetry``, ``graph``, ``neighbors``,
+``unpickler``, ``atomic`` and ``snapshot``.
+
 Run from the repository root (the ``dev`` extra pins mutmut)::
 
     python scripts/mutation.py                  # every group below, then the table
@@ -88,13 +92,13 @@ GRAPH_TESTS = (
 METRIC_GOAL = 0.90
 GROUPS: dict[str, Group] = {
     "verdict": Group(
-        ("fga_tui/diagnostics/verdict.py",),
-        ("tests/test_verdicts.py",),
+        ("fga_tui/diagnostics/verdict.py", "fga_tui/diagnostics/rules.py"),
+        ("tests/test_verdict_rules.py",),
         METRIC_GOAL,
     ),
     "separation": Group(
         ("fga_tui/diagnostics/separation.py",),
-        ("tests/test_verdicts.py", "tests/test_diag_similarity.py"),
+        ("tests/test_separation.py", "tests/test_verdict_rules.py"),
         METRIC_GOAL,
     ),
     "attention": Group(
