@@ -245,7 +245,7 @@ def test_codecs_encode_takes_only_plain_codecs_and_strict_errors():
     for codec in ("utf-8", "utf8", "latin1", "latin-1", "ascii"):
         assert encode("ab", codec) == b"ab"
     assert encode("ab", "latin1", "strict") == b"ab"
-    assert "a str and a latin1/utf-8/ascii encoding" in refused_with(
+    assert "(expected a str and a latin1/utf-8/ascii encoding)" in refused_with(
         "_codecs", "encode", "a", "rot13"
     )
     refused_with("_codecs", "encode", "a", "latin1", "ignore")
@@ -264,7 +264,9 @@ def test_byte_strings_are_bounded_and_decoded_only_with_plain_codecs():
     assert guarded("builtins", "str")(b"caf\xc3\xa9", "utf-8") == "café"
     assert guarded("builtins", "str")(b"ab", "ascii", "strict") == "ab"
     assert guarded("builtins", "str")(5) == "5"
-    assert "a utf-8/latin-1/ascii encoding" in refused_with("builtins", "str", b"x", "idna")
+    assert "(expected a utf-8/latin-1/ascii encoding)" in refused_with(
+        "builtins", "str", b"x", "idna"
+    )
     refused_with("builtins", "str", b"x", "utf-8", "ignore")
     refused_with("builtins", "str", b"x", "utf-8", "strict", "extra")
 
@@ -279,7 +281,7 @@ def test_defaultdict_takes_plain_or_inert_factories():
     assert make(record_type).default_factory is record_type
     for factory in (dict, set, frozenset, tuple, int, float, str, collections.OrderedDict):
         assert make(factory).default_factory is factory
-    assert "a plain default_factory" in refused_with("collections", "defaultdict", print)
+    assert "(expected a plain default_factory)" in refused_with("collections", "defaultdict", print)
 
 
 def test_reconstructor_makes_inert_instances_on_plain_bases_only():
@@ -289,8 +291,12 @@ def test_reconstructor_makes_inert_instances_on_plain_bases_only():
     assert guarded("copyreg", "_reconstructor")(cls, dict, None).args == ()
     for base in (list, tuple, set):
         assert isinstance(guarded("copyreg", "_reconstructor")(cls, base, None), cls)
-    assert "a plain base type" in refused_with("copyreg", "_reconstructor", cls, int, None)
-    assert "an inert class" in refused_with("copyreg", "_reconstructor", dict, object, None)
+    assert "(expected a plain base type)" in refused_with(
+        "copyreg", "_reconstructor", cls, int, None
+    )
+    assert "(expected an inert class)" in refused_with(
+        "copyreg", "_reconstructor", dict, object, None
+    )
 
 
 def test_newobj_makes_inert_instances_only():
@@ -299,7 +305,7 @@ def test_newobj_makes_inert_instances_only():
     assert record.args == (1, 2) and record.kwargs == {}
     record = guarded("copyreg", "__newobj_ex__")(cls, [1], {"k": 2})
     assert record.args == (1,) and record.kwargs == {"k": 2}
-    assert "an inert class" in refused_with("copyreg", "__newobj__", dict)
+    assert "(expected an inert class)" in refused_with("copyreg", "__newobj__", dict)
     refused_with("copyreg", "__newobj__", "not a type")
     refused_with("copyreg", "__newobj_ex__", dict, (), {})
 
@@ -309,7 +315,9 @@ def test_getattr_only_on_inert_things_and_names():
     attr = guarded("builtins", "getattr")(record, "anneal")
     assert isinstance(attr, InertAttribute) and attr.target is record and attr.attribute == "anneal"
     assert guarded("builtins", "getattr")(inert_type("pkg", "Sched"), "x", None).attribute == "x"
-    assert "an inert record" in refused_with("builtins", "getattr", object, "__subclasses__")
+    assert "(expected an inert record)" in refused_with(
+        "builtins", "getattr", object, "__subclasses__"
+    )
     refused_with("builtins", "getattr", record, 3)
 
 
@@ -318,15 +326,18 @@ def test_numpy_rebuilds_check_type_and_dtype():
     rebuilt = guarded("numpy.core.multiarray", "_reconstruct")(np.ndarray, (0,), b"b")
     assert isinstance(rebuilt, np.ndarray) and rebuilt.shape == (0,)
     assert guarded("numpy._core.multiarray", "_reconstruct")(np.ndarray, (2,), "f8").shape == (2,)
-    assert "numpy.ndarray" in refused_with(
+    assert "(expected numpy.ndarray)" in refused_with(
         "numpy.core.multiarray", "_reconstruct", list, (0,), b"b"
     )
-    refused_with("numpy.core.multiarray", "_reconstruct", np.ndarray, (0,), 5)
+    reason = refused_with("numpy.core.multiarray", "_reconstruct", np.ndarray, (0,), 5)
+    assert "(expected a dtype code)" in reason
     scalar = guarded("numpy.core.multiarray", "scalar")
     value = scalar(np.dtype("<f8"), np.float64(0.25).tobytes())
     assert value == 0.25 and isinstance(value, np.float64)
-    refused_with("numpy.core.multiarray", "scalar", np.dtype("<f8"), b"\x00" * 4)
-    refused_with("numpy.core.multiarray", "scalar", np.dtype("O"), b"\x00" * 8)
+    reason = refused_with("numpy.core.multiarray", "scalar", np.dtype("<f8"), b"\x00" * 4)
+    assert "(expected the scalar's bytes)" in reason
+    reason = refused_with("numpy.core.multiarray", "scalar", np.dtype("O"), b"\x00" * 8)
+    assert "(expected a non-object numpy dtype)" in reason
     refused_with("numpy.core.multiarray", "scalar", "f8", b"\x00" * 8)
     refused_with("numpy.core.multiarray", "scalar", np.dtype("<f8"))
 
@@ -335,14 +346,15 @@ def test_numpy_dtype_refuses_object_dtypes_and_passes_flags():
     make = guarded("numpy", "dtype")
     assert make("f8") == np.dtype("f8") and make(b"i4") == np.dtype("i4")
     assert make("f8", True, True) == np.dtype("f8")
+    assert make("i1,i4", True).itemsize == 8 and make("i1,i4").itemsize == 5  # align honoured
     for bad in ("O", b"O", "object"):
-        assert "a non-object numpy dtype" in refused_with("numpy", "dtype", bad)
+        assert "(expected a non-object numpy dtype)" in refused_with("numpy", "dtype", bad)
     refused_with("numpy", "dtype", 5)
 
 
 def test_get_layout_takes_a_name():
     assert guarded("torch.serialization", "_get_layout")("torch.strided") is torch.strided
-    assert "a layout name" in refused_with("torch.serialization", "_get_layout", 1)
+    assert "(expected a layout name)" in refused_with("torch.serialization", "_get_layout", 1)
 
 
 # --- tensor rebuilds ---------------------------------------------------------------------------
@@ -360,14 +372,14 @@ def test_tensor_rebuilds_check_storage_offset_size_and_stride():
     assert plain.tolist() == [5.0, 6.0]
     untyped = _storage([1.0]).untyped()
     assert guarded("torch._utils", "_rebuild_tensor")(untyped, 0, (4,), (1,)).dtype == torch.uint8
-    assert "a tensor storage, got list" in refused_with(
+    assert "(expected a tensor storage, got list)" in refused_with(
         "torch._utils", "_rebuild_tensor_v2", [1.0], 0, (1,), (1,), False, None
     )
     for offset, size, stride in ((0.0, (1,), (1,)), (0, (True,), (1,)), (0, (1,), [1.5])):
         reason = refused_with(
             "torch._utils", "_rebuild_tensor_v2", _storage([1.0]), offset, size, stride, False, None
         )
-        assert "integer offset, size and stride" in reason
+        assert "(expected integer offset, size and stride)" in reason
     sized = v2(_storage([1.0, 2.0]), 0, torch.Size([2]), [1], False, None)
     assert sized.tolist() == [1.0, 2.0]
 
@@ -392,7 +404,7 @@ def test_rebuild_v3_views_the_storage_as_the_given_dtype():
     assert t.dtype == torch.float32 and t.tolist() == [1.5, -2.0]
     same = v3(_storage([3.0]), 0, (1,), (1,), True, None, torch.float32)
     assert same.tolist() == [3.0] and same.requires_grad
-    assert "a torch dtype" in refused_with(
+    assert "(expected a torch dtype)" in refused_with(
         "torch._utils", "_rebuild_tensor_v3", raw, 0, (2,), (1,), False, None, "float32"
     )
 
@@ -406,7 +418,9 @@ def test_parameters_keep_requires_grad_only_when_floating():
     with_state = guarded("torch._utils", "_rebuild_parameter_with_state")
     q = with_state(torch.ones(1), True, None, {"evil": print})
     assert q.requires_grad and not hasattr(q, "evil")
-    assert "a tensor" in refused_with("torch._utils", "_rebuild_parameter", [1.0], True, None)
+    assert "(expected a tensor)" in refused_with(
+        "torch._utils", "_rebuild_parameter", [1.0], True, None
+    )
 
 
 def test_rebuild_from_type_accepts_only_tensor_rebuilds_into_tensor_types():
@@ -419,15 +433,15 @@ def test_rebuild_from_type_accepts_only_tensor_rebuilds_into_tensor_types():
         module, name = qualified.rsplit(".", 1)
         assert from_type(v2, inert_type(module, name), args, None).tolist() == [1.0]
     reason = refused_with("torch._tensor", "_rebuild_from_type_v2", print, tensor_type, args, {})
-    assert "a tensor rebuild function" in reason
+    assert "(expected a tensor rebuild function)" in reason
     other_guard = guarded("copyreg", "__newobj__")
     refused_with("torch._tensor", "_rebuild_from_type_v2", other_guard, tensor_type, args, {})
     reason = refused_with(
         "torch._tensor", "_rebuild_from_type_v2", v2, inert_type("evil", "Tensor"), args, {}
     )
-    assert "torch.Tensor or Parameter" in reason
+    assert "(expected torch.Tensor or Parameter)" in reason
     refused_with("torch._tensor", "_rebuild_from_type_v2", v2, torch.Tensor, args, {})
-    assert "an argument tuple" in refused_with(
+    assert "(expected an argument tuple)" in refused_with(
         "torch._tensor", "_rebuild_from_type_v2", v2, tensor_type, list(args), {}
     )
 
@@ -599,3 +613,18 @@ def test_text_or_bytes_builders_made_afresh_check_size_and_codec(kind):
         build(b"ab" if kind is str else "ab", "cp1252")
     with pytest.raises(up._Refused, match="encoding"):
         build(b"ab" if kind is str else "ab", "utf-8", "replace")
+
+
+def test_unpickler_options_reach_pickle_like_torch_passes_them():
+    """torch.load passes ``encoding=`` for Python 2 pickles: every entry point must forward it."""
+    py2_str = b"\x80\x02U\x04caf\xe9q\x00."  # a Python 2 byte string 'caf\xe9'
+    assert up.loads(py2_str, encoding="latin1") == "café"
+    assert up.loads(py2_str, encoding="bytes") == b"caf\xe9"
+    assert up.load(io.BytesIO(py2_str), encoding="bytes") == b"caf\xe9"
+    assert up.Unpickler(io.BytesIO(py2_str), encoding="latin1").load() == "café"
+    bound = up.pickle_module_for("old.pt")
+    assert bound.load(io.BytesIO(py2_str), encoding="latin1") == "café"
+    trusted = up.trusted_pickle_module()
+    assert trusted.load(io.BytesIO(py2_str), encoding="bytes") == b"caf\xe9"
+    with pytest.raises(UnicodeDecodeError):
+        up.loads(py2_str)  # pickle's default: ASCII
