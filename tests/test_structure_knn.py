@@ -188,3 +188,15 @@ def test_build_options_reach_every_worker(pool):
     for g in (serial, first):
         np.testing.assert_array_equal(g.edge_r, expected.edge_r)
     assert expected.num_edges != build_graph(simple_cubic()).num_edges
+
+
+def test_bond_cosines_are_computed_from_float32_vectors_whatever_the_input():
+    """Upstream computes the angles in float32 from the float32 bond vectors: float64 input is
+    rounded to float32 first, so both give the same bits."""
+    rng = np.random.default_rng(2)
+    r64 = rng.normal(size=(4, 3))
+    lg_src, lg_dst = np.array([0, 1, 2, 3, 0]), np.array([1, 2, 3, 0, 2])
+    from_double = graph.bond_cosines(r64, lg_src, lg_dst)
+    from_single = graph.bond_cosines(r64.astype(np.float32), lg_src, lg_dst)
+    assert from_double.dtype == np.float32
+    np.testing.assert_array_equal(from_double, from_single)
