@@ -96,12 +96,16 @@ METRIC_GOAL = 0.90
 GROUPS: dict[str, Group] = {
     "verdict": Group(
         ("fga_tui/diagnostics/verdict.py", "fga_tui/diagnostics/rules.py"),
-        ("tests/test_verdict_rules.py",),
+        ("tests/test_verdict_rules.py", "tests/test_verdict_baseline.py"),
         METRIC_GOAL,
     ),
     "separation": Group(
         ("fga_tui/diagnostics/separation.py",),
-        ("tests/test_separation.py", "tests/test_verdict_rules.py"),
+        (
+            "tests/test_separation.py",
+            "tests/test_separation_units.py",
+            "tests/test_verdict_rules.py",
+        ),
         METRIC_GOAL,
     ),
     "attention": Group(
