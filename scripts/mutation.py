@@ -96,7 +96,11 @@ METRIC_GOAL = 0.90
 GROUPS: dict[str, Group] = {
     "verdict": Group(
         ("fga_tui/diagnostics/verdict.py", "fga_tui/diagnostics/rules.py"),
-        ("tests/test_verdict_rules.py", "tests/test_verdict_baseline.py"),
+        (
+            "tests/test_verdict_rules.py",
+            "tests/test_verdict_baseline.py",
+            "tests/test_verdict_rule_edges.py",
+        ),
         METRIC_GOAL,
     ),
     "separation": Group(
