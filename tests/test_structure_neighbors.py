@@ -198,3 +198,11 @@ def test_image_box_spans_the_reach_around_the_sites_in_product_order():
     # the tolerance widens the box like the radius does
     assert len(image_box(np.eye(3) * 4.0, np.array([[0.0, 0.0, 0.0]]), 3.9, 0.15)) == 4**3
     assert len(image_box(np.eye(3) * 4.0, np.array([[0.0, 0.0, 0.0]]), 3.9, 0.0)) == 2**3
+
+
+@pytest.mark.parametrize("method", ["brute", "cells"])
+def test_a_search_that_finds_nothing_returns_typed_empty_arrays(method):
+    found = all_neighbors(np.eye(3) * 10.0, [[0, 0, 0], [0.5, 0, 0]], 1.5, method=method)
+    assert found.center.shape == found.neighbor.shape == found.distance.shape == (0,)
+    assert found.center.dtype == found.neighbor.dtype == np.int64
+    assert found.distance.dtype == np.float64 and found.image.shape == (0, 3)
