@@ -256,8 +256,8 @@ def refresh_tests(name: str) -> Path:
 
 
 def same_selection(name: str, group: Group) -> bool:
-    """Whether the group's test selection is the one its last run used: mutmut forgets every
-    result when the selection changes, so a recheck is only possible without such a change."""
+    """Whether the group's test selection is the one its last run used (mutmut forgets every
+    result when the selection changes)."""
     try:
         text = (WORK / name / "pyproject.toml").read_text(encoding="utf-8")
         used = tomllib.loads(text)["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
@@ -270,9 +270,12 @@ def same_selection(name: str, group: Group) -> bool:
 def run_group(
     name: str, group: Group, jobs: int | None, recheck: bool = False, sample: str = ""
 ) -> int:
-    again = survivors(name, group) if recheck and same_selection(name, group) else None
+    again = survivors(name, group) if recheck else None
     if recheck and again is None:
-        print(f"== {name}: sources or test selection changed since the last run: a full run")
+        print(f"== {name}: sources changed since the last run (or none ran): a full run")
+    # A changed selection makes mutmut forget every result; a mutant some test killed stays
+    # killed when tests are added, so those verdicts are put back after the run.
+    killed = {} if again is None or same_selection(name, group) else killed_codes(name, group)
     if again == []:
         print(f"== {name}: nothing survived the last run", flush=True)
         return 0
@@ -296,7 +299,28 @@ def run_group(
         print(f"== {name}: mutating {', '.join(group.sources)}", flush=True)
     with (work / "mutmut.log").open("w") as log:
         done = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    restore_codes(name, group, killed)
     return done.returncode
+
+
+def killed_codes(name: str, group: Group) -> dict[str, dict[str, int]]:
+    """Per source file, the exit codes of the mutants the last run killed."""
+    out = {}
+    for source in group.sources:
+        meta = WORK / name / "mutants" / f"{source}.meta"
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        out[source] = {m: c for m, c in codes.items() if c in KILLED}
+    return out
+
+
+def restore_codes(name: str, group: Group, killed: dict[str, dict[str, int]]) -> None:
+    for source, codes in killed.items():
+        meta = WORK / name / "mutants" / f"{source}.meta"
+        data = json.loads(meta.read_text())
+        for mutant, code in codes.items():
+            if data["exit_code_by_key"].get(mutant) not in KILLED:
+                data["exit_code_by_key"][mutant] = code
+        meta.write_text(json.dumps(data, indent=4))
 
 
 def load_equivalents() -> list[dict[str, str]]:
