@@ -8,10 +8,12 @@ from test_verdict_rules import audit, chain, ev, one, profile
 
 from fga_tui.diagnostics.audit import Finding
 from fga_tui.diagnostics.rules import (
+    attention_untrained,
     fga_missing,
     intervened_stages,
     no_gradient_path,
     oversmoothing,
+    symmetry_equivalent,
 )
 from fga_tui.diagnostics.severity import Severity
 
@@ -72,3 +74,82 @@ def test_no_gradient_path_lists_five_modules_then_an_ellipsis():
     unnamed = Finding("no_gradient", "warning", "m", ("x.weight",), {})
     assert one(no_gradient_path(ev(audit=audit(unnamed)))).evidence["modules"] == ["?"]
     assert no_gradient_path(ev(audit=audit(_module("m", "unchanged")))) == []
+
+
+def test_attention_untrained_messages_name_the_parameters_and_the_branch():
+    a2t = Finding(
+        "unchanged",
+        "error",
+        "x",
+        (
+            "fine_grained_attention.a2t_query.weight",
+            "fine_grained_attention.a2t_key.weight",
+            "fine_grained_attention.a2t_query.bias",
+        ),
+        {},
+    )
+    t2a = Finding(
+        "looks_untrained",
+        "warning",
+        "x",
+        ("fine_grained_attention.t2a_key.weight", "fine_grained_attention.token_output.weight"),
+        {},
+    )
+    errors, warnings = attention_untrained(ev(audit=audit(a2t, t2a)))
+    assert (errors.code, errors.severity, errors.evidence["branch"]) == (
+        "ATTENTION_UNTRAINED",
+        Severity.ERROR,
+        "atom_to_text",
+    )
+    assert errors.message == (
+        "The atom->text attention projections look untrained (fine_grained_attention.a2t_key."
+        "weight, fine_grained_attention.a2t_query.bias, fine_grained_attention.a2t_query.weight)"
+        ": its weights carry no learned meaning."
+    )
+    assert (warnings.code, warnings.severity) == ("ATTENTION_UNTRAINED", Severity.WARNING)
+    assert warnings.message == (
+        "The text->atom branch of the fine-grained attention never trained (2 tensors): do not "
+        "interpret text_to_atom weights."
+    )
+
+
+def test_symmetry_equivalent_messages_for_orbits_one_element_and_a_broken_symmetry():
+    v = one(symmetry_equivalent(ev(orbits=[[0, 1], [2]], labels=("Ba_0", "Ba_1", "Li_2"))))
+    assert (v.code, v.severity) == ("SYMMETRY_EQUIVALENT", Severity.INFO)
+    assert v.message == (
+        "{Ba_0, Ba_1} are symmetry-equivalent: identical features and top words within each "
+        "group are expected, not a collapse."
+    )
+    two = one(
+        symmetry_equivalent(ev(orbits=[[0, 1], [2, 3]], num_atoms=4, labels=("A", "B", "C", "D")))
+    )
+    assert two.message.startswith("{A, B}; {C, D} are symmetry-equivalent")
+    mono = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0], [1], [2]])))
+    assert mono.message == (
+        "All atoms are Na: the input does not tell them apart, so this sample cannot show "
+        "whether different atoms read different words."
+    )
+    both = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0, 1], [2]])))
+    assert both.message.endswith(
+        "not a collapse. All atoms are Na: the input does not tell them apart, so this sample "
+        "cannot show whether different atoms read different words."
+    )
+    single = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0, 1, 2]])))
+    assert "All atoms are Na" not in single.message
+    assert single.message.startswith("All 3 atoms are symmetry-equivalent")
+    broken = one(
+        symmetry_equivalent(
+            ev(
+                orbits=[[0, 1], [2]],
+                broken_orbits=(((0, 1), (12, 14)),),
+                within_orbit_max_dev=0.0312,
+            )
+        )
+    )
+    assert broken.message.endswith(
+        " But the crystal graph breaks this symmetry (Ba_0, Hf_1 have 12/14 bonds: upstream's "
+        "k-nearest rule cuts a tie shell by exact float comparison), so their features differ "
+        "by up to 0.031."
+    )
+    assert broken.evidence["within_orbit_max_dev"] == 0.0312
+    assert broken.evidence["graph_breaks_symmetry"] == [{"atoms": [0, 1], "in_degree": [12, 14]}]
