@@ -628,3 +628,10 @@ def test_unpickler_options_reach_pickle_like_torch_passes_them():
     assert trusted.load(io.BytesIO(py2_str), encoding="bytes") == b"caf\xe9"
     with pytest.raises(UnicodeDecodeError):
         up.loads(py2_str)  # pickle's default: ASCII
+
+
+def test_inert_records_have_no_instance_dict():
+    """Slots only: a pickle's BUILD has no __dict__ to fill behind the read-only __setattr__."""
+    record = inert_type("pkg", "Slotted")()
+    assert not hasattr(record, "__dict__")
+    assert type(record).__slots__ == ()
