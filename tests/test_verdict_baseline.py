@@ -26,13 +26,14 @@ def test_degenerate_softmax_verdicts_match_on_their_weights():
 
 def test_each_baseline_verdict_matches_one_current_verdict_only():
     baseline = [V("OVERSMOOTHING", "warning", stage="gcn.1")]
-    current = [V("OVERSMOOTHING", "warning", stage="gcn.1"), V("OVERSMOOTHING", "warning")]
+    current = [V("FEATURE_COLLAPSE", "error"), V("OVERSMOOTHING", "warning", stage="gcn.1")]
+    current.append(V("OVERSMOOTHING", "warning"))
     marked, resolved = compare_with_baseline(current, baseline)
-    assert [v.vs_baseline for v in marked] == ["persists", "new"]
+    assert [v.vs_baseline for v in marked] == ["new", "persists", "new"]
     assert resolved == []
 
 
 def test_a_vanished_warning_resolves_and_a_vanished_info_does_not():
-    baseline = [V("NO_GRADIENT_PATH", "warning"), V("SYMMETRY_EQUIVALENT", "info")]
+    baseline = [V("SYMMETRY_EQUIVALENT", "info"), V("NO_GRADIENT_PATH", "warning")]
     _, resolved = compare_with_baseline([], baseline)
     assert [v.code for v in resolved] == ["NO_GRADIENT_PATH"]

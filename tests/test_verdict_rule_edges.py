@@ -107,6 +107,7 @@ def test_attention_untrained_messages_name_the_parameters_and_the_branch():
         ": its weights carry no learned meaning."
     )
     assert (warnings.code, warnings.severity) == ("ATTENTION_UNTRAINED", Severity.WARNING)
+    assert errors.evidence["stage"] == warnings.evidence["stage"] == "fga"
     assert warnings.message == (
         "The text->atom branch of the fine-grained attention never trained (2 tensors): do not "
         "interpret text_to_atom weights."
