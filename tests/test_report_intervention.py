@@ -176,7 +176,7 @@ def test_intervention_is_said_first_with_persisting_and_resolved_verdicts():
 def demo():
     loaded = engine.load_model(PROBLEM, device="cpu")
     prepared = engine.prepare_sample(loaded, engine.load_sample(SAMPLE))
-    return loaded, prepared, diagnose(loaded, prepared)
+    return loaded, prepared, diagnose(loaded, prepared, attribution=False)
 
 
 def intervene(demo, spec: str) -> Report:
@@ -277,3 +277,25 @@ def test_tui_verdict_panel_says_the_intervention_first_and_marks_verdicts():
     lines = verdict_text(view).plain.splitlines()
     assert lines[0] == "UNDER INTERVENTION no-fusion — not the model as trained"
     assert lines[1] == "✖ ERROR   SHARED_QUERY_DOMINATES @ fga [persists]"
+
+
+@needs_demo
+def test_diagnose_under_an_intervention_compares_every_verdict_with_the_model_as_trained(demo):
+    loaded, prepared, _ = demo
+    plain = diagnose(loaded, prepared, run_ablations=False)
+    ivs = Interventions.parse(["no-fusion"])
+    reused = diagnose(loaded, prepared, ablation=ivs, baseline_diagnosis=plain)
+    report = reused.report
+    assert report.intervention == ["no-fusion"]
+    assert report.to_text().splitlines()[0].startswith("UNDER INTERVENTION no-fusion")
+    assert {v.vs_baseline for v in report.verdicts} <= {"persists", "new"}
+    # The attribution rules (added after assemble) are compared too.
+    marked = {v.code: v.vs_baseline for v in report.verdicts}
+    assert "TEXT_IGNORED" in plain.report.codes
+    assert marked["TEXT_IGNORED"] == "persists"
+    assert [v.vs_baseline for v in plain.report.verdicts] == [None] * len(plain.report.verdicts)
+    # Without a diagnosis to reuse, diagnose() makes the plain one itself: same marks.
+    fresh = diagnose(loaded, prepared, ablation=ivs, run_ablations=False).report
+    assert [(v.code, v.vs_baseline) for v in fresh.verdicts] == [
+        (v.code, v.vs_baseline) for v in report.verdicts
+    ]

@@ -34,6 +34,7 @@ def run(fork, nacl_tokens, sample: Path, edit=None, **kwargs):
     loaded = engine.model_from_state(config, state)
     prepared = engine.prepare_sample(loaded, engine.load_sample(sample), tokens_path=nacl_tokens)
     kwargs.setdefault("audit", False)
+    kwargs.setdefault("attribution", False)  # TEXT_IGNORED/UNGROUNDED: test_rules_attribution
     return diagnose(loaded, prepared, **kwargs).report
 
 

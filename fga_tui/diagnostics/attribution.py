@@ -163,7 +163,7 @@ def add_attribution(
     """A copy of ``diagnosis`` (``fga_tui.diagnostics.report.Diagnosis``) whose report has the
     ``attribution``, ``grounding`` and ``text_reliance`` sections, and whose trace carries the
     ``attr.*`` and ``grounding`` arrays. ``verdicts`` also adds the ``TEXT_IGNORED`` /
-    ``UNGROUNDED`` verdicts to the report (until the verdict engine runs those rules itself)."""
+    ``UNGROUNDED`` verdicts to the report (HEALTHY stays: it answers another question)."""
     import dataclasses
 
     trace, report, evidence = attribution_parts(
@@ -201,8 +201,9 @@ def attribution_parts(
     extra = attribution_verdicts(evidence) if verdicts else []
     found = list(report.verdicts)
     if extra:
-        # A finding replaces HEALTHY; the rest keep their order, ours go after same severity.
-        found = sort_verdicts([*(v for v in found if v.code != "HEALTHY"), *extra])
+        # HEALTHY (atoms of different elements attend differently) answers another question
+        # than these (does the reading matter, is it about the atom), so it stays and leads.
+        found = sort_verdicts([*found, *extra])
     report = dataclasses.replace(
         report,
         verdicts=found,

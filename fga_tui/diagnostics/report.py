@@ -287,6 +287,7 @@ def diagnose(
     trace: Trace | None = None,
     audit_result: Any = None,
     attribution: bool = True,
+    baseline_diagnosis: Diagnosis | None = None,
 ) -> Diagnosis:
     """Everything fga-tui knows about one sample, with verdicts.
 
@@ -298,6 +299,10 @@ def diagnose(
     where atoms are most distinct. ``attribution`` adds gradient attribution, grounding and text
     reliance (``diagnostics.attribution.add_attribution``: one backward pass and a batched
     integration over the model's head).
+
+    Under an intervention (``ablation`` active) the sample is also diagnosed as trained (or
+    ``baseline_diagnosis`` is reused, e.g. the TUI's cached view), and every verdict is marked
+    ``persists``/``new`` against it, with its vanished problems listed as ``resolved``.
     """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
@@ -310,6 +315,18 @@ def diagnose(
         # The backward pass runs on a small built-in probe cell: which parameters get gradient
         # is a property of the model, and a 500-atom sample would cost seconds for nothing.
         audit_result = audit_model(loaded, baseline, baseline_path=baseline_path)
+    plain = None
+    if trace.ablation.active:
+        # Every verdict under an intervention is compared with the model as trained.
+        plain = baseline_diagnosis or diagnose(
+            loaded,
+            prepared,
+            run_ablations=run_ablations,
+            audit=audit,
+            stopwords=stopwords,
+            audit_result=audit_result,
+            attribution=attribution,
+        )
     symmetry = analyse_symmetry(prepared.sample.structure)
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
@@ -322,13 +339,38 @@ def diagnose(
         ablation_traces=traces,
         stopwords=stopwords,
         symmetry=symmetry,
+        intervention=trace.ablation.specs,
+        baseline_verdicts=None if plain is None else plain.report.verdicts,
     )
     if not attribution or trace.atom_to_text is None:
         return diagnosis
     from fga_tui.diagnostics.attribution import add_attribution
 
     att = engine.run_attribution(loaded, prepared, trace.ablation, trace=trace)
-    return add_attribution(diagnosis, att)
+    diagnosis = add_attribution(diagnosis, att, verdicts=True)
+    if plain is not None:
+        diagnosis = _compare_attribution_verdicts(diagnosis, plain)
+    return diagnosis
+
+
+def _compare_attribution_verdicts(diagnosis: Diagnosis, plain: Diagnosis) -> Diagnosis:
+    """Give TEXT_IGNORED/UNGROUNDED (added after ``assemble``) their ``vs_baseline`` too."""
+    import dataclasses
+
+    from fga_tui.diagnostics.rules_attribution import CODES as ATTRIBUTION_CODES
+    from fga_tui.diagnostics.verdict import compare_with_baseline, sort_verdicts
+
+    report = diagnosis.report
+    ours = [v for v in report.verdicts if v.code in ATTRIBUTION_CODES]
+    theirs = [v for v in plain.report.verdicts if v.code in ATTRIBUTION_CODES]
+    marked, resolved = compare_with_baseline(ours, theirs)
+    rest = [v for v in report.verdicts if v.code not in ATTRIBUTION_CODES]
+    report = dataclasses.replace(
+        report,
+        verdicts=sort_verdicts([*rest, *marked]),
+        resolved=[*report.resolved, *resolved],
+    )
+    return dataclasses.replace(diagnosis, report=report)
 
 
 def cause_ablations(

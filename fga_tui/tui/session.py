@@ -209,7 +209,7 @@ class Session:
             from fga_tui.diagnostics.attribution import attribution_parts
 
             att = engine.run_attribution(loaded, prepared, request.ablation, trace=view.trace)
-            trace, report, _ = attribution_parts(view.trace, view.report, att)
+            trace, report, _ = attribution_parts(view.trace, view.report, att, verdicts=True)
             return view.with_attribution(trace, report)
 
         post(Progress(generation, 1, 1, "attributing"))
