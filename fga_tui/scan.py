@@ -282,8 +282,10 @@ def scan(
     max_atoms: int = 1000,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    interventions: Ablation | None = None,
 ) -> ScanSummary:
-    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``."""
+    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``
+    (every forward under ``interventions``, the ``--intervene`` specs, when given)."""
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
     from fga_tui.io.sample import iter_samples
@@ -357,7 +359,7 @@ def scan(
             if not batch:
                 return
             prepared = [p for _, p, _ in batch]
-            traces = engine.run_traces(loaded, prepared, counterfactuals=False)
+            traces = engine.run_traces(loaded, prepared, interventions, counterfactuals=False)
             extra: list[dict[str, Any]] = [{} for _ in batch]
             if ablations and loaded.config.fusion_indices:
                 nf = engine.run_traces(

@@ -12,12 +12,38 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 PANES = """\
-atoms      label, element, orbit+Wyckoff, coordination, feature norm at the stage
-words      the selected atom's top words (head avg or one head; counterfactual: re-read
-           from the current stage)
-heat map   atom×atom similarity at the stage, by orbit (glyph legend below it)
-scrubber   stages (◆ = attention input), curves across stages
-verdicts   the diagnosis, the ablations it ran, the checkpoint audit"""
+1 atoms      label, element, orbit+Wyckoff, coordination, feature norm at the stage
+2 heat map   atom×atom similarity at the stage, by orbit
+3 words      the selected atom's top words (head avg or one head; counterfactual: re-read
+             from the current stage)
+4 stages     stages (◆ = attention input), curves across stages (each scaled to its range;
+             with 2 orbits the cross-orbit centred corr is −1 by construction)
+5 verdicts   the diagnosis, the interventions it ran, the checkpoint audit
+
+Tab / shift+Tab (or 1-5) focus a pane; PgUp/PgDn page through it (verdicts: ↑ ↓ Home End
+too); z maximises it, z or Esc restores. ← → always step stages."""
+
+INTERVENTIONS = """\
+i opens the picker; each applies to the sample on screen and re-runs the model:
+no-fusion            every middle fusion passes its input through (also f)
+fga-from=STAGE       the attention reads STAGE's features (also a)
+mean-ablate=STAGE    every atom's features at STAGE replaced by their mean
+patch=STAGE:DST<-SRC atom DST's features at STAGE replaced by atom SRC's
+no-text              the text carries no information (token states zeroed)
+The first line of the screen names what is active; "clear all" restores the model."""
+
+
+def legend_text() -> str:
+    """The heat map's glyphs, in full (the pane shows them only when they fit)."""
+    from fga_tui.tui.widgets.heatmap import COLOUR_LEGEND, LEGEND_ITEMS
+
+    return "heat-map glyphs: " + "  ".join(LEGEND_ITEMS) + f"\nnumbers: {COLOUR_LEGEND}"
+
+
+def remedies_help() -> str:
+    from fga_tui.diagnostics.remedies import remedies_text
+
+    return "Remedies (verdicts refer to them by number):\n" + remedies_text()
 
 
 KEY_LABELS = {
@@ -31,6 +57,10 @@ KEY_LABELS = {
     "left_square_bracket": "[",
     "right_square_bracket": "]",
     "ctrl+p": "Ctrl+P",
+    "tab": "Tab",
+    "shift+tab": "Shift+Tab",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
     "escape": "Esc",
     "enter": "Enter",
 }
@@ -76,7 +106,10 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = "fga-tui keys (Esc closes)"
             yield Static(key_table(self._key_bindings), id="help-keys")
-            yield Static("\n" + PANES, id="help-panes")
+            yield Static("\n" + PANES, id="help-panes", markup=False)
+            yield Static("\n" + legend_text(), id="help-legend", markup=False)
+            yield Static("\n" + INTERVENTIONS, id="help-interventions", markup=False)
+            yield Static("\n" + remedies_help(), id="help-remedies", markup=False)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
 HEADER = f" {'atom':<8} {'el':<2} {'orb':>3} {'CN':>3} {'‖x‖':>7}"
 
 
+def norm_text(norm: float) -> str:
+    """A feature norm in 7 characters with the decimal points of a column aligned."""
+    if norm != norm:  # NaN
+        return f"{'?':>7}"
+    return f"{norm:>7.3f}" if abs(norm) < 1000 else f"{norm:>7.1e}"
+
+
 def atom_row(view: View, cursor: Cursor, i: int) -> str:
     """One row of the list as plain text (also what tests read)."""
     orbit = int(view.orbit_of[i])
@@ -32,7 +40,7 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     norm = float(view.norms[cursor.stage, i])
     return (
         f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
-        f"{cn:>3} {norm:>7.4g}"
+        f"{cn:>3} {norm_text(norm)}"
     )
 
 
@@ -43,6 +51,18 @@ class AtomList(ScrollView, can_focus=True):
     AtomList { height: 1fr; scrollbar-size-vertical: 1; }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {"atoms--cursor", "atoms--orbit-end"}
+    # Focused, the list keeps the app's meaning of the arrows (↑↓ select an atom, ←→ step
+    # stages) instead of a scroll view's; selecting scrolls the list. PgUp/PgDn page (app).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "app.atom(-1)", show=False),
+        Binding("down", "app.atom(1)", show=False),
+        Binding("left", "app.step(-1)", show=False),
+        Binding("right", "app.step(1)", show=False),
+        Binding("home", "app.jump(0)", show=False),
+        Binding("end", "app.jump(-1)", show=False),
+        Binding("pageup", "app.page(-1)", show=False),
+        Binding("pagedown", "app.page(1)", show=False),
+    ]
 
     class Clicked(Message):
         """An atom row was clicked."""

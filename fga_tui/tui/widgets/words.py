@@ -22,6 +22,13 @@ EIGHTHS = " ▏▎▍▌▋▊▉█"
 SHARED_K = 5
 
 
+def fit(word: str, width: int) -> str:
+    """``word`` in exactly ``width`` cells, cut with an ellipsis when longer."""
+    if len(word) <= width:
+        return word.ljust(width)
+    return word[: max(0, width - 1)] + "…"
+
+
 def bar(fraction: float, width: int) -> str:
     """A horizontal bar of ``fraction`` (0..1) of ``width`` cells, in eighths."""
     fraction = max(0.0, min(1.0, fraction))
@@ -48,7 +55,7 @@ def describe_source(view: View, cursor: Cursor) -> str:
     return f"actual, input {view.fga_input}" if view.fga_input else "actual"
 
 
-class TopWords(CachedLines):
+class TopWords(CachedLines, can_focus=True):
     """Ranked words of the selected atom."""
 
     DEFAULT_CSS = """
@@ -60,8 +67,22 @@ class TopWords(CachedLines):
         self._view: View | None = None
         self._cursor = Cursor()
         self.stopwords: frozenset[str] | None = None
+        self.word_offset = 0  # first rank shown (PgDn/PgUp when the pane has the focus)
+
+    def rows(self) -> int:
+        """How many ranked words the pane shows at once."""
+        return max(1, self.size.height - 2)
+
+    def scroll_words(self, pages: int) -> None:
+        """Show the next (or previous) page of ranked words; clamped to the ranking."""
+        total = len(self._ranked_upto(10_000))
+        rows = self.rows()
+        self.word_offset = max(0, min(self.word_offset + pages * rows, max(0, total - rows)))
+        self.refresh()
 
     def show(self, view: View | None, cursor: Cursor) -> None:
+        if view is not self._view or cursor.atom != self._cursor.atom:
+            self.word_offset = 0  # a new atom's ranking starts at its top word
         self._view, self._cursor = view, cursor
         self.refresh()
 
@@ -73,11 +94,24 @@ class TopWords(CachedLines):
         all_atoms = self._all(view, cursor)
         return [] if all_atoms is None else all_atoms[cursor.atom]
 
-    def _all(self, view: View, cursor: Cursor) -> list[list[tuple[str, float]]] | None:
+    def _ranked_upto(self, k: int) -> list[tuple[str, float]]:
+        view, cursor = self._view, self._cursor
+        if view is None:
+            return []
+        all_atoms = self._all(view, cursor, k)
+        return [] if all_atoms is None else all_atoms[cursor.atom]
+
+    def _all(
+        self, view: View, cursor: Cursor, k: int | None = None
+    ) -> list[list[tuple[str, float]]] | None:
+        if k is None:
+            # Enough for the rows on screen from the current offset, in steps of 10 so that
+            # paging reuses the view's cached ranking.
+            k = max(10, -(-(self.word_offset + self.rows()) // 10) * 10)
         return view.top_words(
             source_stage(view, cursor),
             cursor.head,
-            k=max(10, self.size.height - 2),
+            k=k,
             stopwords=self.stopwords if cursor.stopwords else None,
         )
 
@@ -95,21 +129,32 @@ class TopWords(CachedLines):
             if i != cursor.atom and {w for w, _ in words[:SHARED_K]} == mine
         ]
         orbits = {int(view.orbit_of[i]) for i in same} - {int(view.orbit_of[cursor.atom])}
-        return (
+        long = (
             f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
             f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})"
         )
+        if len(long) <= self.size.width:
+            return long
+        return f"same top-{SHARED_K}: {len(same)}/{view.num_atoms - 1}, {len(orbits)} orb"
 
     def cache_key(self) -> tuple:
         cur = self._cursor
         source = None if self._view is None else source_stage(self._view, cur)
-        return (id(self._view), cur.atom, cur.head, cur.counterfactual, source, cur.stopwords)
+        return (
+            id(self._view),
+            cur.atom,
+            cur.head,
+            cur.counterfactual,
+            source,
+            cur.stopwords,
+            self.word_offset,
+        )
 
     def build(self) -> Text:
         view, cursor = self._view, self._cursor
         if view is None:
             return Text("waiting for the trace…", style="dim")
-        width, height = self.size.width, self.size.height
+        width = self.size.width
         out = Text(no_wrap=True, overflow="crop")
         label = view.labels[cursor.atom]
         source = describe_source(view, cursor)
@@ -124,14 +169,17 @@ class TopWords(CachedLines):
         if not words:
             out.append("no attention from this stage", Style(dim=True))
             return out
-        rows = max(1, height - 2)
-        top = words[:rows]
-        peak = max((w for _, w in top), default=1.0) or 1.0
+        rows = self.rows()
+        if self.word_offset >= len(words):
+            self.word_offset = 0
+        top = words[self.word_offset : self.word_offset + rows]
+        peak = max((w for _, w in words), default=1.0) or 1.0  # bars stay comparable by page
         wlen = min(max(len(w) for w, _ in top), max(6, width // 3))
-        bar_w = max(3, width - wlen - 3 - 7)
-        for rank, (word, weight) in enumerate(top, 1):
-            out.append(f"{rank:>2} ", Style(dim=True))
-            out.append(f"{word:<{wlen}.{wlen}} ")
+        rank_w = len(str(self.word_offset + len(top)))
+        bar_w = max(3, width - wlen - max(2, rank_w) - 8)
+        for rank, (word, weight) in enumerate(top, self.word_offset + 1):
+            out.append(f"{rank:>{max(2, rank_w)}} ", Style(dim=True))
+            out.append(f"{fit(word, wlen)} ")
             out.append(bar(weight / peak, bar_w), Style(color="cyan" if rank > 1 else "green"))
             out.append(f" {weight:5.3f}\n")
         out.append(self.shared_summary(), Style(italic=True))
