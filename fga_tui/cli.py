@@ -212,7 +212,7 @@ INTERVENE = (
 INDEX = (
     _Opt(
         "index",
-        Annotated[int, typer.Option("--index", min=0, help="Row of a JSONL/list sample file.")],
+        Annotated[int, typer.Option("--index", help="Row of a JSONL/list sample file.")],
         0,
     ),
 )
@@ -290,11 +290,11 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
         index=values.get("index", 0),
         max_atoms=values.get("max_atoms", 1000),
     )
-    for name, path in (("--tokens", opts.tokens), ("--vocab-mappings", opts.vocab_mappings)):
-        if path is not None and not path.is_file():
-            raise InputError(path, f"{name}: no such file")
+    for what, path in (("token file", opts.tokens), ("vocab mappings file", opts.vocab_mappings)):
+        if path is not None and not path.exists():
+            raise InputError(path, f"{what} does not exist")
     if opts.text_model is not None and not opts.text_model.is_dir():
-        raise InputError(opts.text_model, "--text-model: no such directory")
+        raise InputError(opts.text_model, "text model directory does not exist")
     opts.stopword_set()  # a missing word list fails now, not after the model has loaded
     return opts
 
@@ -330,7 +330,7 @@ def shared_options(*groups: tuple[_Opt, ...]) -> Callable[[F], F]:
     declared = [opt for group in groups for opt in group]
 
     def decorate(func: F) -> F:
-        signature = inspect.signature(func)
+        signature = inspect.signature(func, eval_str=True)
         own = [p for p in signature.parameters.values() if p.name not in ("opts", "view")]
         names = {p.name for p in own}
         clash = names & {o.name for o in declared}

@@ -100,7 +100,13 @@ class FgaApp(App[None]):
             "Intervene",
             tooltip="interventions: no-fusion, fga-from, mean-ablate, patch, no-text, clear",
         ),
-        Binding("f", "toggle_fusion", "Fusion", show=False, tooltip="intervention: no-fusion"),
+        Binding(
+            "f",
+            "toggle_fusion",
+            "Fusion",
+            show=False,
+            tooltip="intervention no-fusion: bypass middle fusion",
+        ),
         Binding(
             "a",
             "pick_attention_stage",
