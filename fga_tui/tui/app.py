@@ -119,10 +119,14 @@ class FgaApp(App[None]):
             "shift+tab", "app.focus_previous", "Pane", show=False, tooltip="focus the previous pane"
         ),
         *[
-            Binding(key, f"focus_pane('{pid}')", "Pane", show=False, tooltip=f"focus the {n} pane")
-            for (pid, _, key), n in zip(
-                PANES, ("atoms", "heat-map", "words", "stages", "verdicts"), strict=True
+            Binding(
+                key,
+                f"focus_pane('{pid}')",
+                "Pane",
+                show=False,
+                tooltip="focus a pane: 1 atoms, 2 heat map, 3 words, 4 stages, 5 verdicts",
             )
+            for pid, _, key in PANES
         ],
         Binding("pageup", "page(-1)", "Page", show=False, tooltip="focused pane: a page up / back"),
         Binding(
