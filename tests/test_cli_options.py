@@ -197,9 +197,14 @@ def test_diff_passes_the_interventions_to_both_diagnoses(monkeypatch):
 def test_scan_passes_the_interventions_to_the_scan(monkeypatch):
     seen = _capture(monkeypatch, "fga_tui.scan", "scan")
     result = invoke(
-        "scan", DEMO / "demo_problem.pt", DEMO / "ba4hfli.json", "--device", "cpu",
-        "--intervene", "no-text",
-    )  # fmt: skip
+        "scan",
+        DEMO / "demo_problem.pt",
+        DEMO / "ba4hfli.json",
+        "--device",
+        "cpu",
+        "--intervene",
+        "no-text",
+    )
     assert result.exit_code == 2
     assert seen["kwargs"]["interventions"] == Interventions.parse(["no-text"])
 
@@ -265,9 +270,14 @@ def test_fga_from_twice_is_refused():
     # The alias replaces a spec of the same kind (one attention input), as documented.
     assert "fga-from given twice" not in result.stderr
     result = invoke(
-        "report", "x.pt", "y.json", "--intervene", "fga-from=gcn.0", "--intervene",
+        "report",
+        "x.pt",
+        "y.json",
+        "--intervene",
+        "fga-from=gcn.0",
+        "--intervene",
         "fga-from=alignn.1",
-    )  # fmt: skip
+    )
     assert result.exit_code == 2 and "fga-from given twice" in result.stderr
 
 
@@ -359,9 +369,13 @@ def test_audit_summary_orders_severities_worst_first():
 
 def test_diff_lists_stages_in_forward_order_with_aligned_columns():
     result = invoke(
-        "diff", DEMO / "demo_problem.pt", DEMO / "demo_fixed.pt", DEMO / "ba4hfli.json",
-        "--device", "cpu",
-    )  # fmt: skip
+        "diff",
+        DEMO / "demo_problem.pt",
+        DEMO / "demo_fixed.pt",
+        DEMO / "ba4hfli.json",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["stage"])

@@ -47,7 +47,8 @@ HOOK = """
     const ws = new Real(...args);
     ws.addEventListener("message", (e) => {
       if (typeof e.data !== "string") {
-        window.__fgaText = (window.__fgaText + decoder.decode(e.data, {stream: true})).slice(-400000);
+        const text = window.__fgaText + decoder.decode(e.data, {stream: true});
+        window.__fgaText = text.slice(-400000);
       }
     });
     return ws;
@@ -165,12 +166,12 @@ def test_demo_serve_renders_the_atoms_in_a_headless_browser(tmp_path):
             "cpu",
             "--snapshot-dir",
             str(tmp_path / "snaps"),
-        ],  # fmt: skip
+        ],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        # Files, not pipes: a pipe nobody reads would stall the server once it fills.
+        stdout=(tmp_path / "serve.out").open("w"),
+        stderr=(tmp_path / "serve.err").open("w"),
         start_new_session=True,
     )
     profile = tmp_path / "chromium-profile"
@@ -188,7 +189,7 @@ def test_demo_serve_renders_the_atoms_in_a_headless_browser(tmp_path):
                 "--remote-debugging-port=0",
                 f"--user-data-dir={profile}",
                 "about:blank",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -206,7 +207,7 @@ def test_demo_serve_renders_the_atoms_in_a_headless_browser(tmp_path):
         if browser is not None:
             _stop(browser, signal.SIGTERM)
         _stop(server)
-    out, err = server.communicate(timeout=15)
+    err = (tmp_path / "serve.err").read_text()
     assert "Ba_0" in text and "Li_5" in text, f"the atoms never reached the page\n{err[-2000:]}"
     assert "atoms (6)" in text  # the atoms pane itself, not just a word of the text
     data = shot.read_bytes()
