@@ -11,7 +11,8 @@ every atom (the "all atoms show the same top words" bug, diagnosed as SHARED_QUE
   scaling one shared ranking differently per atom, and then saturates the softmax; with this
   term the queries turn towards atom-specific rankings instead (see ``examples/train_demo.py``).
 * ``forward_with_attention``: the model output with the differentiable attention, queries and
-  keys (``Capture`` keeps detached copies, which cannot carry a gradient).
+  keys, taken from the model's hook points without detaching (a trace keeps detached copies,
+  which cannot carry a gradient).
 * ``DiversityMonitor``: the diagnosis's attention metrics per batch, with a history.
 
 Works with any training loop around :class:`fga_tui.model.alignn_text.ALIGNNText`.
@@ -173,32 +174,32 @@ class AttentionForward(NamedTuple):
 
 
 def forward_with_attention(
-    model: torch.nn.Module, batch: Any, text: Any, **kwargs: Any
+    model: torch.nn.Module, batch: Any, text: Any, interventions: Any = None
 ) -> AttentionForward:
-    """Run ``model(batch, text, **kwargs)`` and return its output with the fine-grained
-    attention's weights, node mask, queries and keys, still attached to the autograd graph.
+    """Run ``model(batch, text)`` and return its output with the fine-grained attention's
+    weights, node mask, queries and keys, still attached to the autograd graph.
 
-    A forward hook on ``model.fine_grained_attention`` picks them up as the block returns them
-    (``Capture`` keeps detached copies, which cannot carry a gradient); nothing is computed twice.
+    The tensors come from the model's named hook points (``attn.atom_to_text``,
+    ``fga.queries``, ``fga.keys``), captured without detaching; nothing is computed twice.
+    ``interventions`` (an ``fga_tui.interventions.Interventions``) runs the same forward under
+    them, e.g. to train against ``no-fusion``.
     """
-    block = getattr(model, "fine_grained_attention", None)
-    if block is None:
+    from fga_tui.model.hooks import hooks, run_with_cache
+    from fga_tui.model.intervene import intervention_hooks
+    from fga_tui.model.tracer import node_mask_of
+
+    if getattr(model, "fine_grained_attention", None) is None:
         raise ValueError("the model has no fine-grained attention (use_fine_grained_attention)")
-    grabbed: dict[str, Any] = {}
-
-    def hook(module: torch.nn.Module, args: tuple, kw: dict, output: Any) -> None:
-        grabbed["fg"] = output
-        grabbed["node_mask"] = args[2] if len(args) > 2 else kw["node_mask"]
-
-    handle = block.register_forward_hook(hook, with_kwargs=True)
-    try:
-        out = model(batch, text, **kwargs)
-    finally:
-        handle.remove()
-    if "fg" not in grabbed:
-        raise ValueError("the fine-grained attention did not run in this forward")
-    fg = grabbed["fg"]
-    return AttentionForward(out, fg.atom_to_text, grabbed["node_mask"], fg.queries, fg.keys)
+    wanted = ("attn.atom_to_text", "fga.queries", "fga.keys")
+    with hooks(model, intervention_hooks(model, interventions or (), batch)):
+        out, cache = run_with_cache(model, batch, text, names=wanted, detach=False)
+    return AttentionForward(
+        out,
+        cache["attn.atom_to_text"],
+        node_mask_of(batch),
+        cache["fga.queries"],
+        cache["fga.keys"],
+    )
 
 
 class DiversityMonitor:
