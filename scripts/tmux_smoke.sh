@@ -61,6 +61,7 @@ tmux new-session -d -s "$SESSION" -x 80 -y 24 \
      --device cpu --snapshot-dir '$TMP/snaps'; echo FGA_EXIT=\$?; sleep 60"
 wait_for "Ba_0" 120
 wait_for "verdicts" 5
+wait_for "HEALTHY" 10  # the remedy worked: the answer is on the first screen
 sleep 1
 SCREEN=$(screen)
 fail() {

@@ -294,3 +294,41 @@ async def test_severity_words_read_without_colour(session):
         assert words
         for span in words:
             assert span.style.color is None and span.style.bold
+
+
+async def test_stopwords_option_starts_the_words_pane_without_them(session, tmp_path):
+    words = tmp_path / "stop.txt"
+    top = session.views[next(iter(session.views))].top_words(None, None, k=3)[0][0][0]
+    words.write_text(f"{top}\n")
+    options = session.options.__class__(**{**session.options.__dict__, "stopwords": str(words)})
+    other = Session(options)
+    other.loaded, other.prepared, other.prepared_key = (
+        session.loaded,
+        session.prepared,
+        session.prepared_key,
+    )
+    other.views = dict(session.views)  # the same trace; only the words pane's list differs
+    app = FgaApp(session=other)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _ready(pilot)
+        assert app.cursor.stopwords
+        shown = [w for w, _ in app.query_one("#words").ranked()]
+        assert top not in shown
+        await pilot.press("w")
+        assert top in [w for w, _ in app.query_one("#words").ranked()]
+
+
+async def test_fixed_demo_shows_healthy_on_the_first_screen_at_80x24(tmp_path):
+    """The bundled demo trained with the remedy: HEALTHY is visible without scrolling."""
+    demo = Path(__file__).parents[1] / "fga_tui" / "data" / "demo"
+    options = SessionOptions(
+        demo / "demo_fixed.pt", demo / "ba4hfli.json", device="cpu", snapshot_dir=tmp_path
+    )
+    app = FgaApp(options)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(pilot, timeout=120)
+        assert app.view is not None, app.error
+        assert "HEALTHY" in [v.code for v in app.view.verdicts]
+        verdict_lines = [line for line in app.screen_text().splitlines() if "verdicts" in line]
+        assert verdict_lines
+        assert "HEALTHY" in app.screen_text()

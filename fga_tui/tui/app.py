@@ -212,6 +212,16 @@ class FgaApp(App[None]):
         if self._initial_theme:
             self.theme = self._initial_theme
         self.query_one("#atoms", AtomList).focus()
+        if self.session.options.stopwords is not None:
+            # --stopwords: the words pane starts without them, and `w` toggles that same list.
+            try:
+                words = self.session.stopword_set() or set()
+            except InputError as exc:
+                self.notify(exc.message, title="Stopwords", severity="warning")
+            else:
+                self._stopwords = frozenset(words)
+                self.query_one("#words", TopWords).stopwords = self._stopwords
+                self.cursor = self.cursor.with_(stopwords=True)
         self._titles()
         self._update_status()
         self._responsive()
@@ -788,7 +798,7 @@ class FgaApp(App[None]):
 
 def banner_text(described: str) -> str:
     """The screen's first line under an intervention: what is changed, and what it means."""
-    return f" INTERVENED: {described} · not the model as trained (i to change, clear all)"
+    return f" INTERVENED: {described} · not the model as trained · i: change or clear"
 
 
 def default_column(view: View) -> int:

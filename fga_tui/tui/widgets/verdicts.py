@@ -47,7 +47,9 @@ def verdict_text(view: View) -> Text:
     out = Text()
     if view.ablation.active:
         out.append(f"INTERVENED: {view.ablation.describe()}\n", Style(bold=True, reverse=True))
-    for v in view.verdicts:
+    # HEALTHY leads when the diagnosis has it: the answer first, its caveats after.
+    ordered = sorted(view.verdicts, key=lambda v: v.code != "HEALTHY")
+    for v in ordered:
         mark = SEVERITY_MARK.get(v.severity, "?")
         out.append(f"{mark} ", GLYPH_STYLE.get(v.severity, "bold"))
         out.append(v.severity.upper(), SEVERITY_STYLE.get(v.severity, Style(bold=True)))
