@@ -332,3 +332,21 @@ async def test_fixed_demo_shows_healthy_on_the_first_screen_at_80x24(tmp_path):
         verdict_lines = [line for line in app.screen_text().splitlines() if "verdicts" in line]
         assert verdict_lines
         assert "HEALTHY" in app.screen_text()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_two_orbit_cells_say_the_cross_orbit_curve_is_minus_one_by_construction(size):
+    from fga_tui.tui.widgets.scrubber import TWO_ORBITS
+
+    options = SessionOptions(
+        FIXTURES / "fork_ckpt.pt",
+        FIXTURES / "nacl.json",
+        tokens=FIXTURES / "nacl.tokens.npz",
+        device="cpu",
+    )
+    app = FgaApp(options)
+    async with app.run_test(size=size) as pilot:
+        await _ready(pilot, timeout=120)
+        assert len(app.view.orbits) == 2
+        await pilot.pause(0.2)
+        assert TWO_ORBITS in app.screen_text()

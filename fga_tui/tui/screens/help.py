@@ -22,7 +22,7 @@ PANES = (
     (
         "4 stages",
         "stages (◆ = attention input), curves across stages (each scaled to its range; with "
-        "2 orbits the cross-orbit centred corr is −1 by construction)",
+        "2 orbits the cross-orbit centred corr is ≈ −1 by construction)",
     ),
     ("5 verdicts", "the diagnosis, the interventions it ran, the checkpoint audit"),
 )

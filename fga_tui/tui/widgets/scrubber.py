@@ -151,7 +151,8 @@ def build_plot(view: View, stage: int, width: int, height: int) -> str:
 
 #: Shorter curve names for narrow panes.
 SHORT_LABELS = {"xorbit": "x-orbit corr", "mad": "MAD", "erank": "eff. rank"}
-TWO_ORBITS = "2 orbits: x-orbit corr is −1 by construction"
+TWO_ORBITS = "2 orbits: x-orbit corr ≈ −1 by construction"
+SCALED = "(each scaled to its range)"
 
 
 def legend_items(view: View, width: int) -> list[tuple[str, Style]]:
@@ -161,9 +162,10 @@ def legend_items(view: View, width: int) -> list[tuple[str, Style]]:
     features anti-parallel, so the cross-orbit centred correlation is −1 at every stage: the
     legend says so rather than let a flat −1 look like a finding.
     """
-    notes: list[tuple[str, Style]] = [("(each scaled to its range)", Style(dim=True))]
+    notes: list[tuple[str, Style]] = []
     if len(view.orbits) == 2:
         notes.append((TWO_ORBITS, Style(italic=True)))
+    notes.append((SCALED, Style(dim=True)))
     for labels in (view.curve_labels, SHORT_LABELS):
         items = [
             (f"{MARKERS[k]} {labels.get(key, key)}", Style()) for k, key in enumerate(view.curves)
@@ -223,9 +225,17 @@ class CurvePlot(Widget):
         assert self._view is not None
         width, height = self.size.width, self.size.height
         wide = width >= WIDE_PLOT
-        legend = [] if wide else legend_lines(self._view, width)
+        if wide:  # each curve has its own titled plot; only the caveat needs a line
+            two = len(self._view.orbits) == 2
+            legend = [Text(TWO_ORBITS, style=Style(italic=True), no_wrap=True)] if two else []
+        else:
+            legend = legend_lines(self._view, width)
         if len(legend) > 1 and height - len(legend) < 6:
-            legend = legend[:1]  # a short pane keeps the curve names; notes are in ? help
+            # A short pane keeps the curve names and the two-orbit caveat; "each scaled to
+            # its range" is in ? help.
+            legend = [line for line in legend if line.plain != SCALED][:2]
+            if len(legend) > 1 and TWO_ORBITS not in legend[1].plain:
+                legend = legend[:1]
         plot_h = height - len(legend)
         text = Text.from_ansi(
             build_plot(self._view, stage, width, max(3, plot_h)), no_wrap=True, overflow="crop"
