@@ -350,3 +350,11 @@ async def test_two_orbit_cells_say_the_cross_orbit_curve_is_minus_one_by_constru
         assert len(app.view.orbits) == 2
         await pilot.pause(0.2)
         assert TWO_ORBITS in app.screen_text()
+
+
+def test_cut_words_end_with_an_ellipsis():
+    from fga_tui.tui.widgets.words import fit
+
+    assert fit("tetrahedra", 7) == "tetrah…"
+    assert fit("ba", 4) == "ba  "
+    assert fit("lengths", 7) == "lengths"

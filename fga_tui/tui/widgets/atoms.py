@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fga_tui.tui.state import Cursor
+from fga_tui.tui.widgets.words import fit
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -39,7 +40,7 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     cn = "?" if view.coordination is None else str(int(view.coordination[i]))
     norm = float(view.norms[cursor.stage, i])
     return (
-        f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+        f" {fit(view.labels[i], 8)} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
         f"{cn:>3} {norm_text(norm)}"
     )
 

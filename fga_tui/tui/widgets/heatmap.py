@@ -23,6 +23,7 @@ from textual.message import Message
 from fga_tui.tui.state import Cursor
 from fga_tui.tui.widgets.cached import CachedLines
 from fga_tui.tui.widgets.scrubber import short_stage
+from fga_tui.tui.widgets.words import fit
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -257,7 +258,7 @@ class Heatmap(CachedLines, can_focus=True):
             style = Style(bold=True, reverse=True) if r == row else Style()
             if underline_last and r in last_in_orbit:
                 style += Style(underline=True)
-            out.append(f"{name:<{layout.label - 1}.{layout.label - 1}}", style)
+            out.append(fit(name, layout.label - 1), style)
             out.append(" ")
             if numeric:
                 for c in distinct:
