@@ -875,7 +875,11 @@ def serve(
 def demo(
     fixed: Annotated[
         bool,
-        typer.Option("--fixed", help="The checkpoint retrained with the remedy (diversity loss)."),
+        typer.Option(
+            "--fixed",
+            help="The checkpoint retrained with remedies 1, 2 and 4 (no fusion, fewer layers, "
+            "attention-diversity training).",
+        ),
     ] = False,
     serve_: Annotated[
         bool, typer.Option("--serve", help="Serve it to a web browser instead (see serve).")
