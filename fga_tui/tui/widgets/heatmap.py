@@ -285,7 +285,10 @@ class Heatmap(CachedLines, can_focus=True):
                     out.append(ch, st)
                     prev = c
             out.append("\n")
-        out.append(self.readout()[:width], Style(bold=True))
+        readout = self.readout()
+        if len(readout) > width:  # drop the "(self)" / "(block mean)" note before cutting
+            readout = readout.split(" (")[0]
+        out.append(fit(readout, width).rstrip(), Style(bold=True))
         spare = height - len(layout.rows) - (2 if layout.header else 1)
         if numeric:
             legend = [COLOUR_LEGEND] if spare >= 1 and len(COLOUR_LEGEND) <= width else []
