@@ -163,6 +163,35 @@ def shared_query_loss(
     return fraction[many].mean()
 
 
+def element_contrast_loss(
+    atom_to_text: torch.Tensor,
+    node_mask: torch.Tensor,
+    token_mask: torch.Tensor,
+    groups: torch.Tensor,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Mean cosine similarity between the head-averaged attention rows of atoms of *different*
+    groups (e.g. elements), in [0, 1]; add ``λ ·`` it to the loss.
+
+    ``groups`` int [B, M] (any labels; padded atoms are ignored through ``node_mask``). Why: the
+    variance term rewards the largest split of a cell's atoms and is satisfied once one element
+    reads differently from the rest, so two elements can keep reading the same words (in the
+    A4BC demo cell, Ba and Li did). The cosine is scale-free and reaches 0 only when each pair
+    of different-element rows puts its weight on different tokens. Graphs with a single group
+    contribute nothing; with none in the batch the loss is 0 (still differentiable).
+    """
+    avg = atom_to_text.mean(dim=1)  # [B, M, L]
+    avg = torch.where(token_mask.to(torch.bool)[:, None, :], avg, torch.zeros_like(avg))
+    unit = avg / avg.norm(dim=-1, keepdim=True).clamp_min(eps)
+    cos = torch.matmul(unit, unit.transpose(1, 2))  # [B, M, M]
+    atoms = node_mask.to(torch.bool)
+    pairs = (groups[:, :, None] != groups[:, None, :]) & atoms[:, :, None] & atoms[:, None, :]
+    count = pairs.sum()
+    if int(count) == 0:
+        return cos.sum() * 0.0
+    return (cos * pairs).sum() / count
+
+
 class AttentionForward(NamedTuple):
     """What ``forward_with_attention`` returns (all still attached to the autograd graph)."""
 
