@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from fga_tui import __version__
+from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
 from fga_tui.options import RunOptions
 
@@ -420,6 +421,9 @@ def export(
         raise InputError(target, "already exists; pass --force to overwrite")
     loaded, prepared = _load(ckpt, sample, opts)
     trace = engine.run_trace(loaded, prepared, opts.interventions)
+    if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
+        att = engine.run_attribution(loaded, prepared, opts.interventions, trace=trace)
+        trace = engine.with_attribution(trace, att)
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
@@ -449,13 +453,10 @@ def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> N
         raise InputError(option, f"{value!r} is not one of {', '.join(choices)}")
 
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
-
-
 def _fails(severities: list[str], fail_on: str | None) -> bool:
     if fail_on is None:
         return False
-    return any(SEVERITY_RANK.get(s, 0) >= SEVERITY_RANK[fail_on] for s in severities)
+    return any(Severity.of(s) >= Severity.of(fail_on) for s in severities)
 
 
 def _emit(text: str) -> None:
@@ -507,10 +508,10 @@ def report(
 def audit_counts(findings: list[Any]) -> tuple[dict[str, int], dict[str, int]]:
     """(count per severity, worst first; count per kind, most first) of audit findings."""
     by_severity: dict[str, int] = {}
-    for s in sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__, reverse=True):
-        n = sum(1 for f in findings if f.severity == s)
+    for s in Severity.descending():
+        n = sum(1 for f in findings if Severity.of(f.severity) == s)
         if n:
-            by_severity[s] = n
+            by_severity[s.value] = n
     by_kind: dict[str, int] = {}
     for f in findings:
         by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
@@ -627,6 +628,12 @@ def scan(
     ablations: Annotated[
         bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
     ] = False,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            "--attribution", help="Text reliance per sample (no-text, deletions; ~3x slower)."
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing --out file.")
     ] = False,
@@ -667,6 +674,7 @@ def scan(
         stopwords=opts.stopword_set(),
         max_atoms=opts.max_atoms,
         interventions=opts.interventions,
+        attribution=attribution,
     )
     if out is not None:
         from fga_tui.io.atomic import atomic_write_text

@@ -44,13 +44,23 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
             "verdicts_new": sorted(codes_b - codes_a),
             "prediction": [a.prediction, b.prediction],
             "attention_cross_orbit_jsd": [jsd_a, jsd_b],
-            "worst_severity": [a.worst_severity, b.worst_severity],
+            "worst_severity": [a.worst_severity.value, b.worst_severity.value],
+            "prediction_no_text": [_reliance(a), _reliance(b)],
+            "grounding_mean": [_grounding(a), _grounding(b)],
         },
     }
 
 
+def _reliance(r: Report) -> float | None:
+    return (r.text_reliance or {}).get("prediction_no_text")
+
+
+def _grounding(r: Report) -> float | None:
+    return ((r.grounding or {}).get("mean") or {}).get("attention")
+
+
 def _verdict_line(r: Report) -> str:
-    return ", ".join(f"{v.code}({v.severity[0]})" for v in r.verdicts) or "—"
+    return ", ".join(f"{v.severity.glyph} {v.code}" for v in r.verdicts) or "—"
 
 
 def _verdict_rows(a: Report, b: Report) -> list[tuple[str, str, str]]:
@@ -59,7 +69,7 @@ def _verdict_rows(a: Report, b: Report) -> list[tuple[str, str, str]]:
     def cells(r: Report) -> dict[str, str]:
         out: dict[str, list[str]] = {}
         for v in r.verdicts:
-            out.setdefault(v.code, []).append(v.severity)
+            out.setdefault(v.code, []).append(str(getattr(v.severity, "value", v.severity)))
         return {
             code: sevs[0] + (f" ×{len(sevs)}" if len(sevs) > 1 else "")
             for code, sevs in out.items()
@@ -77,6 +87,8 @@ def diff_text(a: Report, b: Report) -> str:
     rows = [
         ("prediction", f"{a.prediction:.6g}", f"{b.prediction:.6g}"),
         ("x-orbit JSD (bits)", _num(jsd_a), _num(jsd_b)),
+        ("without the text", _num(_reliance(a), ".6g"), _num(_reliance(b), ".6g")),
+        ("grounding (mean)", _num(_grounding(a)), _num(_grounding(b))),
     ]
     vrows = _verdict_rows(a, b)
     label_w = max(len(r[0]) for r in [*rows, *vrows, ("verdict", "", "")])

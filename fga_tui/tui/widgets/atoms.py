@@ -1,4 +1,5 @@
-"""Atom list: label, element, orbit (+ Wyckoff letter), coordination, feature norm at the stage.
+"""Atom list: label, element, orbit (+ Wyckoff letter), coordination, feature norm at the stage,
+grounding (the atom's attention share on words naming its own element; ``–`` where undefined).
 
 A ``ScrollView`` that renders only visible lines, so a stage step at 500 atoms repaints a
 screenful of rows instead of updating 500 table cells.
@@ -23,14 +24,14 @@ from fga_tui.tui.widgets.words import fit
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
-HEADER = f" {'atom':<8} {'el':<2} {'orb':>3} {'CN':>3} {'‖x‖':>7}"
+HEADER = f" {'atom':<6} {'el':<2} {'orb':>3} {'CN':>2} {'‖x‖':>5} {'gr':>4}"
 
 
 def norm_text(norm: float) -> str:
-    """A feature norm in 7 characters with the decimal points of a column aligned."""
+    """A feature norm in 5 characters with the decimal points of a column aligned."""
     if norm != norm:  # NaN
-        return f"{'?':>7}"
-    return f"{norm:>7.3f}" if abs(norm) < 1000 else f"{norm:>7.1e}"
+        return f"{'?':>5}"
+    return f"{norm:>5.2f}" if abs(norm) < 100 else f"{norm:>5.0f}" if abs(norm) < 1e5 else " ≥1e5"
 
 
 def atom_row(view: View, cursor: Cursor, i: int) -> str:
@@ -39,9 +40,11 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     wy = view.wyckoffs[i] if i < len(view.wyckoffs) else "?"
     cn = "?" if view.coordination is None else str(int(view.coordination[i]))
     norm = float(view.norms[cursor.stage, i])
+    g = None if view.grounding is None else float(view.grounding[i])
+    ground = "   –" if g is None or g != g else f"{g:4.2f}"  # g != g: NaN
     return (
-        f" {fit(view.labels[i], 8)} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
-        f"{cn:>3} {norm_text(norm)}"
+        f" {fit(view.labels[i], 6)} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+        f"{cn:>2} {norm_text(norm)} {ground}"
     )
 
 

@@ -1,5 +1,7 @@
 """Top words of the selected atom: ranked words with weight bars, head average or one head,
-actual attention or the counterfactual attention re-read from the current stage.
+actual attention or the counterfactual attention re-read from the current stage; or ranked by
+attribution (gradient-weighted attention), or both (two bars per word: attention, attribution).
+Words that name the selected atom's own element are marked ``◆``.
 
 The last line answers the question behind the tool: does this atom read the same words as the
 others? (Same top-5 set as how many atoms, and in how many orbits.)
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.style import Style
 from rich.text import Text
 
-from fga_tui.tui.state import Cursor
+from fga_tui.tui.state import ATTRIBUTION, Cursor
 from fga_tui.tui.widgets.cached import CachedLines
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ def fit(word: str, width: int) -> str:
     return word[: max(0, width - 1)] + "…"
 
 
+OWN_MARK = "◆"
+
+
 def bar(fraction: float, width: int) -> str:
     """A horizontal bar of ``fraction`` (0..1) of ``width`` cells, in eighths."""
     fraction = max(0.0, min(1.0, fraction))
@@ -38,7 +43,10 @@ def bar(fraction: float, width: int) -> str:
 
 
 def source_stage(view: View, cursor: Cursor) -> str | None:
-    """The stage whose counterfactual attention is shown (None = the actual attention)."""
+    """The stage whose counterfactual attention is shown (None = the actual attention;
+    ``ATTRIBUTION`` = ranked by attribution)."""
+    if cursor.words == "attribution" and view.attribution is not None:
+        return ATTRIBUTION
     if not cursor.counterfactual:
         return None
     stage = view.stages[cursor.stage]
@@ -47,12 +55,19 @@ def source_stage(view: View, cursor: Cursor) -> str | None:
 
 def describe_source(view: View, cursor: Cursor) -> str:
     """Which attention the words come from, short enough for an 80-column pane."""
+    if cursor.words == "attribution" and view.attribution is not None:
+        return "attribution (grad × attn)"
     if cursor.counterfactual:
         stage = view.stages[cursor.stage]
         if stage in view.counterfactual:
             return f"counterfactual from {stage}"
         return f"no counterfactual at {stage}"
     return f"actual, input {view.fga_input}" if view.fga_input else "actual"
+
+
+def _value(x: float, attribution: bool) -> str:
+    """Attention weights read as 0.123; attribution (gradient x weight) spans decades."""
+    return f"{x:7.1e}" if attribution else f"{x:5.3f}"
 
 
 class TopWords(CachedLines, can_focus=True):
@@ -147,8 +162,28 @@ class TopWords(CachedLines, can_focus=True):
             cur.counterfactual,
             source,
             cur.stopwords,
+            cur.words,
             self.word_offset,
         )
+
+    def _own_words(self, view: View, atom: int, words: list[tuple[str, float]]) -> set[str]:
+        """The words (of ``words``) that name ``atom``'s element."""
+        from fga_tui.diagnostics.grounding import word_elements
+
+        element = view.elements[atom]
+        return {w for w, _ in words if element in word_elements(w, view.elements)}
+
+    def _attribution_of(self, view: View, cursor: Cursor) -> dict[str, float] | None:
+        """Every word's attribution for the selected atom (the second bar of "both")."""
+        if view.attribution is None:
+            return None
+        ranked = view.top_words(
+            ATTRIBUTION,
+            None,
+            k=len(view.tokens),
+            stopwords=self.stopwords if cursor.stopwords else None,
+        )
+        return None if ranked is None else dict(ranked[cursor.atom])
 
     def build(self) -> Text:
         view, cursor = self._view, self._cursor
@@ -165,22 +200,36 @@ class TopWords(CachedLines, can_focus=True):
         if view.attention is None:
             out.append("no fine-grained attention in this checkpoint (FGA_MISSING)")
             return out
+        if cursor.words != "attention" and view.attribution is None:
+            out.append("attribution: computing… (attention meanwhile)\n", Style(dim=True))
         words = self.ranked()
         if not words:
             out.append("no attention from this stage", Style(dim=True))
             return out
-        rows = self.rows()
+        rows = max(1, self.rows() - (cursor.words != "attention" and view.attribution is None))
         if self.word_offset >= len(words):
             self.word_offset = 0
         top = words[self.word_offset : self.word_offset + rows]
+        own = self._own_words(view, cursor.atom, top)
+        second = self._attribution_of(view, cursor) if cursor.words == "both" else None
         peak = max((w for _, w in words), default=1.0) or 1.0  # bars stay comparable by page
         wlen = min(max(len(w) for w, _ in top), max(6, width // 3))
-        rank_w = len(str(self.word_offset + len(top)))
-        bar_w = max(3, width - wlen - max(2, rank_w) - 8)
+        rank_w = max(2, len(str(self.word_offset + len(top))))
+        if second is None:
+            bar_w = max(3, width - wlen - rank_w - 2 - 9)
+        else:
+            bar_w = max(2, (width - wlen - rank_w - 2 - 17) // 2)
+            peak2 = max(second.values(), default=1.0) or 1.0
         for rank, (word, weight) in enumerate(top, self.word_offset + 1):
-            out.append(f"{rank:>{max(2, rank_w)}} ", Style(dim=True))
-            out.append(f"{fit(word, wlen)} ")
+            out.append(f"{rank:>{rank_w}}", Style(dim=True))
+            out.append(OWN_MARK if word in own else " ", Style(bold=True, color="yellow"))
+            out.append(f"{fit(word, wlen)} ", Style(bold=word in own))
             out.append(bar(weight / peak, bar_w), Style(color="cyan" if rank > 1 else "green"))
-            out.append(f" {weight:5.3f}\n")
+            out.append(" " + _value(weight, source_stage(view, cursor) == ATTRIBUTION))
+            if second is not None:
+                value = second.get(word, 0.0)
+                out.append(" " + bar(value / peak2, bar_w), Style(color="magenta"))
+                out.append(" " + _value(value, True))
+            out.append("\n")
         out.append(self.shared_summary(), Style(italic=True))
         return out
