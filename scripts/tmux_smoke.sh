@@ -96,7 +96,7 @@ done
 wait_for "heat-map glyphs: █≥.95" 5
 wait_for "=<-.5" 5
 tmux send-keys -t "$SESSION" q  # closes the help (Esc then q would read as Alt+q in tmux)
-wait_for "│▶Ba_0" 10
+wait_for "▶Ba_0   Ba" 10
 tmux send-keys -t "$SESSION" q
 wait_for "FGA_EXIT=0" 15
 echo "ok: at 80x24 the legends are whole"
