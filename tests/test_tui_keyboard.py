@@ -93,6 +93,7 @@ async def test_every_pane_pages_with_the_keyboard(session):
         assert app.cursor.atom == 0
         # words: PgDn shows the next ranks of the same atom.
         words = app.query_one("#words")
+
         def first_rank() -> int:  # a rank may be followed by a mark (◆: names the element)
             return int(re.match(r"\s*(\d+)", words.plain_text().splitlines()[1]).group(1))
 
