@@ -56,7 +56,7 @@ def verdict_text(view: View) -> Text:
         severity = Severity.of(v.severity)
         out.append(f"{severity.glyph} ", GLYPH_STYLE[severity.value])
         out.append(severity.label, SEVERITY_STYLE[severity.value])
-        out.append(" ")
+        out.append(" " * (8 - len(severity.label)))  # codes line up (Severity.mark's width)
         out.append(v.code, Style(bold=True))
         stage = v.evidence.get("stage")
         if stage:
