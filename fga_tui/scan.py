@@ -291,8 +291,10 @@ def scan(
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     attribution: bool = False,
+    interventions: Ablation | None = None,
 ) -> ScanSummary:
-    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``.
+    """Diagnose every sample of ``data``; write one JSON line per sample to ``out`` (every
+    forward under ``interventions``, the ``--intervene`` specs, when given).
 
     Rows carry each sample's attention grounding; ``attribution`` adds text reliance (no-text
     prediction, word deletions, integrated gradients: about 2 traced forwards more per sample).
@@ -370,7 +372,7 @@ def scan(
             if not batch:
                 return
             prepared = [p for _, p, _ in batch]
-            traces = engine.run_traces(loaded, prepared, counterfactuals=False)
+            traces = engine.run_traces(loaded, prepared, interventions, counterfactuals=False)
             extra: list[dict[str, Any]] = [{} for _ in batch]
             if ablations and loaded.config.fusion_indices:
                 nf = engine.run_traces(
@@ -378,7 +380,11 @@ def scan(
                 )
                 extra = [{"no_fusion": t} for t in nf]
             for (position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
-                att = engine.run_attribution(loaded, prep, trace=trace) if attribution else None
+                att = (
+                    engine.run_attribution(loaded, prep, interventions, trace=trace)
+                    if attribution
+                    else None
+                )
                 args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
                 if pool is None:
                     emit(_assemble_job(*args))

@@ -176,9 +176,10 @@ def test_demo_command_opens_the_packaged_checkpoint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], ckpt: Path
 ) -> None:
     calls = []
-    monkeypatch.setattr(cli, "open_", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setenv("FGA_TUI_CONFIG", str(tmp_path / "settings.toml"))
+    monkeypatch.setattr(cli, "_run_app", lambda options, view: calls.append((options, view)))
     result = CliRunner().invoke(cli.app, ["demo", *args, "--snapshot-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    ((positional, options),) = calls
-    assert positional == (ckpt, SAMPLE)
-    assert options["snapshot_dir"] == tmp_path
+    ((options, view),) = calls
+    assert (options.checkpoint, options.sample) == (ckpt, SAMPLE)
+    assert options.snapshot_dir == tmp_path == view.snapshot_dir

@@ -7,13 +7,15 @@ from pathlib import Path
 
 
 def test_heatmap_cells_and_legend_carry_glyphs_and_numbers():
-    """What makes the map readable in monochrome: a glyph per value band and a 4-character
-    number per cell, whatever colours the terminal shows."""
-    from fga_tui.tui.widgets.heatmap import LEGEND, fmt4, glyph
+    """What makes the map readable in monochrome: a glyph per value band and a 5-character
+    number per cell with aligned decimal points, whatever colours the terminal shows."""
+    from fga_tui.tui.widgets.heatmap import LEGEND, fmt5, glyph
 
     assert [glyph(v) for v in (1.0, 0.9, 0.6, 0.3, 0.0, -0.3, -0.9)] == list("█▓▒░·-=")
     assert " ".join(LEGEND).count("≥") == 4
-    assert [fmt4(v) for v in (0.984, 1.0, -0.31, -1.0)] == ["0.98", "1.00", "-.31", "-1.0"]
+    cells = [fmt5(v) for v in (0.984, 1.0, -0.31, -1.0)]
+    assert cells == [" 0.98", " 1.00", "-0.31", "-1.00"]
+    assert {c.index(".") for c in cells} == {2}  # decimal points line up
 
 
 async def test_app_honours_no_color(monkeypatch):
