@@ -5,7 +5,9 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
 - attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
-- TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets.
+- limits (bench_limits): speeds tests used to assert with a stopwatch, as ratios;
+- TUI (bench_tui, bench_limits): step-to-repaint p95, first paint and quitting mid-trace,
+  absolute ms against their targets.
 Nothing asserts; a MISS is information.
 """
 
@@ -62,6 +64,7 @@ def main() -> None:
 
     import bench_attribution
     import bench_forward
+    import bench_limits
     import bench_scan
     import bench_tui
     from _common import machine
@@ -73,6 +76,7 @@ def main() -> None:
         ("graphs", lambda: graph_rows(args.quick)),
         ("scan", lambda: bench_scan.run(args.quick)),
         ("attribution", lambda: bench_attribution.run(args.quick)),
+        ("limits", lambda: bench_limits.run(args.quick)),
     ):
         try:
             ratio_rows += fn()
@@ -86,7 +90,7 @@ def main() -> None:
                     "target": float("nan"),
                 }
             )
-    tui_rows = bench_tui.run(args.quick)
+    tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
 
     print(machine())
     head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"

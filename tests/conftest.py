@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from unprivileged import shared_tmp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,3 +38,12 @@ def expected() -> dict:
 
     with np.load(FIXTURES / "nacl.expected.npz") as data:
         return {k: data[k] for k in data.files}
+
+
+@pytest.fixture
+def nobody_tmp() -> Iterator[Path]:
+    """``shared_tmp`` as a fixture (skipped where the fork/setuid route is impossible)."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork to run a child as another user")
+    with shared_tmp() as root:
+        yield root

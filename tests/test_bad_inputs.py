@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bad_inputs.corpus import CASES, NACL_JSON, Built, Case
+from bad_inputs.corpus import CASES, FORK_CKPT, NACL_JSON, NACL_TOKENS, Built, Case
 from typer.testing import CliRunner
 
 from fga_tui.cli import app
@@ -85,16 +88,12 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)  # a stray relative write would land here and be seen
     built = case.build(tmp_path)
     before = _tree(tmp_path)
-    start = time.perf_counter()
     try:
         result = runner.invoke(app, built.argv, catch_exceptions=False)
-        elapsed = time.perf_counter() - start
         check_outcome(case, built, result.exit_code, result.stdout, result.stderr)
         assert _tree(tmp_path) == before, "files were left behind"
         if built.check is not None:
             built.check()
-        if case.max_seconds is not None:
-            assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
     finally:
         _unlock(tmp_path)
 
@@ -232,56 +231,73 @@ def test_default_command_with_a_corrupt_checkpoint_shows_the_error_not_a_traceba
 
 
 # ---------------------------------------------------------------------------------------------
-# snapshot directory (used by the TUI's `s`; headless and raising InputError)
+# unwritable folders and a full disk, through the entry point, with permission bits enforced
 
 
-class _Trace:
-    def save_npz(self, path: Path) -> None:
-        Path(path).write_bytes(b"npz")
+def _enforced_permissions() -> list[str]:
+    """Command prefix under which permission bits bind: nothing for an ordinary user; as root
+    (CI), util-linux's setpriv without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, so writes into a
+    0555 folder fail as they would for a user, while the interpreter stays readable."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without util-linux's setpriv: cannot drop DAC override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
-class _FailingTrace:
-    def save_npz(self, path: Path) -> None:
-        Path(path).write_bytes(b"half")
-        raise OSError(28, "No space left on device")
+def _output_command(kind: str, out: Path) -> list[str]:
+    tokens = ["--tokens", str(NACL_TOKENS), "--device", "cpu", "--out", str(out)]
+    return [*ENTRY, kind, str(FORK_CKPT), str(NACL_JSON), *tokens]
 
 
-class _Report:
-    def to_json(self) -> dict:
-        return {"schema": "fga-tui.report/1"}
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, before exec; Python itself ignores SIGXFSZ
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    def to_markdown(self) -> str:
-        return "# report\n"
+    return apply
 
 
-def test_snapshot_into_an_unwritable_directory_is_an_input_error(tmp_path: Path) -> None:
-    from fga_tui.io.errors import InputError
-    from fga_tui.snapshot import write_snapshot
-
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file")
-    for base in (blocker, blocker / "snaps"):
-        with pytest.raises(InputError) as info:
-            write_snapshot(base, trace=_Trace(), report=_Report())
-        assert info.value.path == str(base) and "\n" not in info.value.message
+@pytest.mark.parametrize(
+    ("kind", "name", "reason"),
+    [
+        ("export", "out", "cannot write: Permission denied"),
+        ("scan", "rows.jsonl", "cannot write: {locked} is not a writable folder"),
+    ],
+)
+def test_an_output_in_a_folder_the_user_cannot_write_exits_2(tmp_path, kind, name, reason):
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
+    locked.chmod(0o555)
     try:
-        if os.access(locked, os.W_OK):  # root: permission bits do not block writes
-            assert write_snapshot(locked, trace=_Trace(), report=_Report()).is_dir()
-        else:
-            with pytest.raises(InputError, match="cannot write a snapshot here"):
-                write_snapshot(locked, trace=_Trace(), report=_Report())
-            assert list(locked.iterdir()) == []
+        proc = subprocess.run(
+            [*_enforced_permissions(), *_output_command(kind, locked / name)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 2, proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]  # scan's progress line may come first
+        assert last == f"fga-tui: {locked / name}: {reason.format(locked=locked)}"
+        assert "Traceback" not in proc.stderr
+        assert list(locked.iterdir()) == []
     finally:
-        locked.chmod(0o700)
+        locked.chmod(0o755)
 
 
-def test_a_snapshot_that_fails_half_way_leaves_nothing(tmp_path: Path) -> None:
-    from fga_tui.io.errors import InputError
-    from fga_tui.snapshot import write_snapshot
-
-    with pytest.raises(InputError, match="No space left on device"):
-        write_snapshot(tmp_path, trace=_FailingTrace(), report=_Report())
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize(("kind", "name"), [("export", "out"), ("scan", "rows.jsonl")])
+def test_a_disk_that_fills_mid_write_exits_2_and_leaves_no_output(tmp_path, kind, name):
+    """A 500-byte file-size limit: the trace (and the scan's first row) outgrow it half-way."""
+    out = tmp_path / name
+    proc = subprocess.run(
+        _output_command(kind, out),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=_file_size_limit(500),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"fga-tui: {out}: cannot write: File too large"
+    assert "Traceback" not in proc.stderr
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left in ([], ["out"])  # export may leave its (empty) output folder, never a file

@@ -468,10 +468,19 @@ def test_verify_state_dict_lists_missing_unexpected_and_mismatched() -> None:
     assert "num_batches_tracked" not in message
 
 
-def test_verify_state_dict_accepts_a_match_without_num_batches_tracked() -> None:
+def test_verify_state_dict_tolerates_only_a_missing_num_batches_tracked() -> None:
     expected = {"w": (2, 3), "bn.num_batches_tracked": ()}
-    verify_state_dict(expected, {"w": torch.zeros(2, 3)}, "ckpt.pt")
+    assert verify_state_dict(expected, {"w": torch.zeros(2, 3)}, "ckpt.pt") is None
+    with pytest.raises(InputError, match=r": 1 missing \(w\)$"):
+        verify_state_dict(expected, {"bn.num_batches_tracked": torch.tensor(0)}, "ckpt.pt")
+    extra = {"w": torch.zeros(2, 3), "x.num_batches_tracked": torch.tensor(0)}
+    with pytest.raises(InputError, match=r": 1 unexpected \(x.num_batches_tracked\)$"):
+        verify_state_dict(expected, extra, "ckpt.pt")
 
 
 def test_fixture_state_dict_verifies_against_its_own_shapes(fork_sd: dict) -> None:
-    verify_state_dict({k: tuple(v.shape) for k, v in fork_sd.items()}, fork_sd, FORK_CKPT)
+    shapes = {k: tuple(v.shape) for k, v in fork_sd.items()}
+    assert verify_state_dict(shapes, fork_sd, FORK_CKPT) is None
+    shapes["fc.weight"] = (2, 64)
+    with pytest.raises(InputError, match=r"1 shape mismatch \(fc.weight: checkpoint \[1, 64\]"):
+        verify_state_dict(shapes, fork_sd, FORK_CKPT)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -205,44 +203,3 @@ def test_scan_writes_per_sample_rows_and_a_summary(tmp_path, fork_ckpt, fixtures
     assert sorted(r["position"] for r in rows) == list(range(6))
     bad = [r for r in rows if r["status"] == "error"]
     assert len(bad) == 1 and "data.jsonl:6" in bad[0]["error"]
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["report", "missing.pt", "tests/fixtures/nacl.json"],
-        ["export", "tests/fixtures/fork_ckpt.pt", "missing.json", "--out", "x"],
-        ["report", "tests/fixtures/nacl.json", "tests/fixtures/nacl.json"],
-        ["report", "tests/fixtures/fork_ckpt.pt", "tests/fixtures/nacl.json"],
-        [
-            "report",
-            "tests/fixtures/fork_ckpt.pt",
-            "tests/fixtures/nacl.json",
-            "--tokens",
-            "tests/fixtures/nacl.tokens.npz",
-            "--device",
-            "tpu",
-        ],
-        [
-            "report",
-            "tests/fixtures/fork_ckpt.pt",
-            "tests/fixtures/nacl.json",
-            "--tokens",
-            "tests/fixtures/nacl.tokens.npz",
-            "--fga-from",
-            "gcn.7",
-        ],
-        ["audit", "tests/fixtures/fork_ckpt.pt", "--format", "yaml"],
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(args):
-    proc = subprocess.run(
-        [sys.executable, "-c", "from fga_tui.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fga-tui: ")
-    assert "Traceback" not in proc.stderr

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -149,19 +148,26 @@ def test_dataset_rows_load_as_samples_with_the_designed_orbits(tmp_path: Path) -
 
 
 def test_train_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
-    start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "train_demo.py"), "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("demo_problem.pt", "demo_fixed.pt", "ba4hfli.json", "ba4hfli.tokens.npz"):
-        assert (tmp_path / name).is_file()
-    assert "demo_fixed: cross-orbit JSD" in done.stdout
-    assert elapsed < 30, f"--quick took {elapsed:.1f} s"
+    # The two recipes, shrunk by --quick to one ALIGNN and one GCN layer: the problem keeps
+    # middle fusion after block 0, the fix has none; both load and trace the written sample.
+    problem = engine.load_model(tmp_path / "demo_problem.pt", device="cpu")
+    fixed = engine.load_model(tmp_path / "demo_fixed.pt", device="cpu")
+    assert problem.stage_names() == ["embed", "alignn.0", "fusion.0", "gcn.0", "fga"]
+    assert fixed.stage_names() == ["embed", "alignn.0", "gcn.0", "fga"]
+    sample = engine.load_sample(tmp_path / "ba4hfli.json")
+    assert sample.structure.elements == ("Ba",) * 4 + ("Hf", "Li")
+    prepared = engine.prepare_sample(fixed, sample, tokens_path=tmp_path / "ba4hfli.tokens.npz")
+    trace = engine.run_trace(fixed, prepared)
+    assert trace.atom_to_text.shape[1] == 6 and np.isfinite(trace.prediction)
+    jsd = [x for x in done.stdout.splitlines() if x.startswith("demo_fixed: cross-orbit JSD ")]
+    assert len(jsd) == 1 and float(jsd[0].rsplit(" ", 1)[1]) >= 0.0
 
 
 @needs_demo

@@ -534,15 +534,15 @@ def test_validate_structure_accepts_numpy_arrays() -> None:
     np.testing.assert_allclose(s.frac_coords, [[0, 0, 0], [0.125, 0.125, 0.125]])
 
 
-def test_overlap_check_is_fast_for_a_thousand_atoms() -> None:
-    import time
-
+def test_overlap_check_accepts_a_thousand_atoms_at_the_limit() -> None:
+    """1000 slightly rattled atoms on a 2 Å grid: valid, and exactly at --max-atoms (its speed
+    is in benchmarks/bench_limits.py)."""
     rng = np.random.default_rng(0)
     side = 10
     grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3) / side
     coords = grid + rng.uniform(-0.01, 0.01, grid.shape)
     lat = np.array([[20.0, 0, 0], [5.0, 20.0, 0], [3.0, 4.0, 20.0]])
-    start = time.perf_counter()
     s = validate_structure(lat, coords, ["O"] * len(coords), False, path="big", max_atoms=1000)
     assert s.num_atoms == 1000
-    assert time.perf_counter() - start < 5.0
+    with pytest.raises(InputError, match="1000 atoms exceeds --max-atoms 999"):
+        validate_structure(lat, coords, ["O"] * len(coords), False, path="big", max_atoms=999)

@@ -177,3 +177,92 @@ def test_wider_shell_tolerance_reaches_the_second_shell():
     fe = _cell(np.eye(3) * 2.87, [[0, 0, 0], [0.5, 0.5, 0.5]], ["Fe", "Fe"])
     np.testing.assert_array_equal(coordination_numbers(fe, tol=0.2), [14, 14])
     assert symmetry.SHELL_TOL == 0.15
+
+
+# --- the fallback's fields, branch by branch --------------------------------------------------
+
+
+def _spglib_returning_none(monkeypatch, message: str | None) -> None:
+    _fake_spglib(monkeypatch, None)
+    if message is not None:
+        sys.modules["spglib"].get_error_message = lambda: message  # type: ignore[attr-defined]
+
+
+def _assert_fallback(sym: Symmetry, n: int, symprec: float, error: str) -> None:
+    assert sym.error == error and not sym.found
+    assert (sym.spacegroup, sym.number, sym.symprec) == ("unknown", 0, symprec)
+    assert sym.orbits == [[i] for i in range(n)] and sym.wyckoffs == ("?",) * n
+    assert sym.equivalent_atoms.dtype == np.int64
+    np.testing.assert_array_equal(sym.equivalent_atoms, np.arange(n))
+
+
+def test_no_dataset_reports_spglibs_own_message(monkeypatch):
+    _spglib_returning_none(monkeypatch, "too close distance between atoms")
+    sym = analyse_symmetry(srtio3(), symprec=0.01)
+    _assert_fallback(sym, 5, 0.01, "spglib: too close distance between atoms")
+
+
+def test_no_dataset_and_no_message_says_no_space_group(monkeypatch):
+    _spglib_returning_none(monkeypatch, "")
+    _assert_fallback(analyse_symmetry(nacl()), 2, 1e-5, "spglib: no space group found")
+    _spglib_returning_none(monkeypatch, None)  # old spglib: no get_error_message at all
+    _assert_fallback(analyse_symmetry(nacl(), 0.1), 2, 0.1, "spglib: no space group found")
+
+
+def test_spglib_exception_and_wrong_atom_count_fall_back_with_their_reason(monkeypatch):
+    fake = types.ModuleType("spglib")
+
+    def boom(cell, symprec):
+        raise RuntimeError("spglib exploded")
+
+    fake.get_symmetry_dataset = boom  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "spglib", fake)
+    _assert_fallback(analyse_symmetry(nacl(), 0.2), 2, 0.2, "spglib failed: spglib exploded")
+    dataset = {"equivalent_atoms": [0], "wyckoffs": ["a"], "international": "P1", "number": 1}
+    _fake_spglib(monkeypatch, dataset)
+    _assert_fallback(
+        analyse_symmetry(nacl(), 0.3), 2, 0.3, "spglib returned a different number of atoms"
+    )
+
+
+def test_found_symmetry_keeps_int64_representatives_and_the_tolerance():
+    sym = analyse_symmetry(ba4hfli(), symprec=1e-3)
+    assert sym.found and sym.symprec == 1e-3 and sym.number == 215
+    assert sym.equivalent_atoms.dtype == np.int64
+    assert sym.wyckoffs == ("e", "e", "e", "e", "b", "a")
+
+
+def test_species_are_numbered_from_one_in_order_of_appearance():
+    assert symmetry._species_types(("Na", "Cl", "Na", "Xx")) == [1, 2, 1, 3]
+
+
+# --- coordination at the edges of its search ---------------------------------------------------
+
+
+def test_an_empty_structure_has_no_coordination_numbers():
+    cn = coordination_numbers(_cell(np.eye(3) * 4, np.zeros((0, 3)), []))
+    assert cn.shape == (0,) and cn.dtype == np.int64
+
+
+def test_a_sparse_cell_widens_the_search_until_every_atom_has_a_neighbour():
+    cn = coordination_numbers(_cell(np.eye(3) * 10.0, [[0, 0, 0]], ["Xe"]))
+    assert cn.tolist() == [6] and cn.dtype == np.int64
+
+
+def test_a_cell_with_no_neighbour_in_reach_is_an_error():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"an atom has no neighbour within 16384.0 Å"):
+        coordination_numbers(_cell(np.eye(3) * 2e4, [[0, 0, 0]], ["Xe"]))
+
+
+def test_a_neighbour_exactly_on_the_shell_edge_counts_from_a_structure_and_a_graph():
+    """Simple cubic: 6 neighbours at a, 12 at a·√2. With tol = √2 − 1 the second shell lies
+    exactly on the edge (up to rounding), so both shells count: 18. The shell (4.24 Å) is
+    wider than the first search (4 Å), so the search is redone at the shell's radius."""
+    sc = _cell(np.eye(3) * 3.0, [[0, 0, 0]], ["Po"])
+    tol = float(np.sqrt(2) - 1)
+    assert coordination_numbers(sc, tol=tol).tolist() == [18]
+    graph_cn = coordination_numbers(build_graph(sc), tol=tol)
+    assert graph_cn.tolist() == [18] and graph_cn.dtype == np.int64
+    assert coordination_numbers(sc).tolist() == [6]

@@ -54,7 +54,6 @@ class Case:
     build: Callable[[Path], Built]
     expect: tuple[str, ...]
     exit_code: int = 2
-    max_seconds: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,6 +582,12 @@ def tokens_from_sample_field(tmp: Path) -> Built:
     return Built(argv, str(tmp / "gone.tokens.npz"))
 
 
+def tokens_none_given(tmp: Path) -> Built:
+    """No --tokens, no "tokens" field, no encoder: the sample is named with what to pass."""
+    argv = ["report", str(FORK_CKPT), str(NACL_JSON), "--device", "cpu", "--no-ablations"]
+    return Built(argv, str(NACL_JSON))
+
+
 # ---------------------------------------------------------------------------------------------
 # arguments
 
@@ -599,6 +604,11 @@ def arg_device_cuda(tmp: Path) -> Built:
 
 def arg_fga_from_nonsense(tmp: Path) -> Built:
     return Built(report(NACL_JSON, "--fga-from", "nonsense"), "--fga-from")
+
+
+def arg_fga_from_missing_stage(tmp: Path) -> Built:
+    """A well-formed stage name the model does not have (it has gcn.0 … gcn.3)."""
+    return Built(report(NACL_JSON, "--fga-from", "gcn.7"), "--fga-from")
 
 
 def arg_no_fusion_without_fusion(tmp: Path) -> Built:
@@ -808,7 +818,6 @@ CASES: tuple[Case, ...] = (
         "sample_5000_atoms",
         sample_huge_cell,
         ("5000 atoms exceeds --max-atoms 1000",),
-        max_seconds=10.0,
     ),
     Case(
         "sample_jsonl_index_out_of_range",
@@ -838,10 +847,12 @@ CASES: tuple[Case, ...] = (
     Case("tokens_mask_all_zero", tokens_mask_all_zero, ("mask is all zero",)),
     Case("tokens_empty", tokens_empty, ("no tokens (L = 0)",)),
     Case("tokens_from_sample_field", tokens_from_sample_field, ('"tokens" field',)),
+    Case("tokens_none_given", tokens_none_given, ("needs text token states", "--tokens")),
     # arguments
     Case("arg_device_tpu", arg_device_tpu, ("'tpu'",)),
     Case("arg_device_cuda_unavailable", arg_device_cuda, ("cuda",)),
     Case("arg_fga_from_nonsense", arg_fga_from_nonsense, ("'nonsense' is not a stage",)),
+    Case("arg_fga_from_missing_stage", arg_fga_from_missing_stage, ("'gcn.7' is not a stage",)),
     Case(
         "arg_no_fusion_without_middle_fusion",
         arg_no_fusion_without_fusion,

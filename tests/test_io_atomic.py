@@ -1,0 +1,141 @@
+"""``fga_tui.io.atomic``: a result appears whole under its name or not at all.
+
+The permission and full-disk cases run in a child without root (tests/unprivileged.py), so they
+run in CI too, where the suite runs as root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from unprivileged import as_nobody, locked_dir
+
+from fga_tui.io import atomic
+from fga_tui.io.atomic import atomic_write_bytes, atomic_write_text
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_writes_the_bytes_under_the_name_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "trace.npz"
+    assert atomic_write_bytes(target, b"\x00payload\xff") == target
+    assert target.read_bytes() == b"\x00payload\xff"
+    assert _names(tmp_path) == ["trace.npz"]
+
+
+def test_text_is_written_as_utf8(tmp_path):
+    target = atomic_write_text(str(tmp_path / "report.md"), "Ba₄HfLi — ok\n")
+    assert isinstance(target, Path)
+    assert target.read_bytes() == "Ba₄HfLi — ok\n".encode()
+
+
+def test_an_existing_file_is_replaced_not_rewritten_in_place(tmp_path):
+    """A reader holding the old file keeps reading the old bytes: the new file is a new inode
+    renamed over the name, never the old one truncated and refilled."""
+    target = tmp_path / "report.json"
+    target.write_bytes(b"old")
+    with target.open("rb") as reader:
+        atomic_write_bytes(target, b"new contents")
+        assert reader.read() == b"old"
+    assert target.read_bytes() == b"new contents"
+    assert _names(tmp_path) == ["report.json"]
+
+
+def test_the_temporary_file_is_hidden_beside_the_target(tmp_path, monkeypatch):
+    """Beside the target, so the final rename never crosses filesystems; hidden and named after
+    the target, so a crash leaves an obvious, ignorable ``.name.XXXX.tmp``."""
+    renames = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", spy)
+    atomic_write_bytes(tmp_path / "out.txt", b"x")
+    [(src, dst)] = renames
+    assert src.parent == tmp_path and dst == tmp_path / "out.txt"
+    assert src.name.startswith(".out.txt.") and src.name.endswith(".tmp")
+
+
+def test_a_failed_rename_removes_the_temporary_file_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+
+    def fail(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(atomic.os, "replace", fail)
+    with pytest.raises(OSError, match="cross-device"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert _names(tmp_path) == ["keep.txt"]
+
+
+def test_an_interrupt_mid_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic.os, "replace", _raise_keyboard_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert _names(tmp_path) == []
+
+
+def _raise_keyboard_interrupt(*_args):
+    raise KeyboardInterrupt
+
+
+def _write_then_report(target: Path, data: bytes) -> tuple[str, str]:
+    """Child side: try the write, report what the folder then holds."""
+    try:
+        atomic_write_bytes(target, data)
+        outcome = "written"
+    except OSError as exc:
+        outcome = errno.errorcode.get(exc.errno or 0, str(exc))
+    return outcome, ",".join(_names(target.parent))
+
+
+def test_a_disk_that_fills_mid_write_keeps_the_old_file_whole(nobody_tmp):
+    target = nobody_tmp / "report.json"
+    target.write_bytes(b"old report")
+    target.chmod(0o666)
+    outcome, left = as_nobody(_write_then_report, target, b"x" * 100_000, fsize_limit=4096)
+    assert outcome == "EFBIG"
+    assert target.read_bytes() == b"old report"
+    assert left == "report.json"
+
+
+def test_the_limit_itself_lets_a_small_write_through(nobody_tmp):
+    """Control for the test above: under the same cap a small file is written."""
+    target = nobody_tmp / "small.json"
+    assert as_nobody(_write_then_report, target, b"{}", fsize_limit=4096) == (
+        "written",
+        "small.json",
+    )
+    assert target.read_bytes() == b"{}"
+
+
+def test_a_folder_the_user_cannot_write_raises_and_leaves_nothing(nobody_tmp):
+    folder = locked_dir(nobody_tmp)
+    outcome, left = as_nobody(_write_then_report, folder / "trace.npz", b"data")
+    assert outcome == "EACCES"
+    assert left == ""
+
+
+def test_an_interrupt_right_after_the_rename_is_not_masked(tmp_path, monkeypatch):
+    """Ctrl-C between the rename and the return: the temporary name is already gone, and the
+    clean-up must not replace the KeyboardInterrupt with a FileNotFoundError."""
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert (tmp_path / "x.bin").read_bytes() == b"data"
+    assert _names(tmp_path) == ["x.bin"]

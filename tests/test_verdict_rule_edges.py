@@ -1,0 +1,156 @@
+"""Verdict rules at edges the per-rule tests leave open: FGA_MISSING's two cases, the stages an
+intervention sets, a smoothing decline after a fusion stage or after a run that does not
+qualify, and how NO_GRADIENT_PATH lists its modules."""
+
+from __future__ import annotations
+
+from test_verdict_rules import audit, chain, ev, one, profile
+
+from fga_tui.diagnostics.audit import Finding
+from fga_tui.diagnostics.rules import (
+    attention_untrained,
+    fga_missing,
+    intervened_stages,
+    no_gradient_path,
+    oversmoothing,
+    symmetry_equivalent,
+)
+from fga_tui.diagnostics.severity import Severity
+
+
+def test_fga_missing_warns_for_a_multimodal_model_and_informs_for_a_text_free_one():
+    v = one(fga_missing(ev(has_fga=False)))
+    assert (v.code, v.severity) == ("FGA_MISSING", Severity.WARNING)
+    assert v.message == (
+        "The checkpoint has no fine-grained attention module: there are no per-atom top words "
+        "to explain."
+    )
+    v = one(fga_missing(ev(multimodal=False, has_fga=False)))
+    assert (v.code, v.severity) == ("FGA_MISSING", Severity.INFO)
+    assert v.message == (
+        "Text-free ALIGNN checkpoint: no atom-token attention; only feature diagnostics apply."
+    )
+    assert fga_missing(ev()) == []
+
+
+def test_stages_set_by_an_intervention():
+    assert intervened_stages(ev(intervention=("mean-ablate=gcn.1",))) == {"gcn.1"}
+    assert intervened_stages(ev(intervention=("patch=gcn.2:Hf_1<-Ba_0",))) == {"gcn.2"}
+    both = ev(intervention=("no-fusion", "mean-ablate= alignn.0 ", "fga-from=gcn.1"))
+    assert intervened_stages(both) == {"alignn.0"}
+    assert intervened_stages(ev(intervention=("mean-ablate=",))) == set()
+
+
+def test_a_decline_after_a_fusion_stage_is_still_found():
+    stages = ("embed", "alignn.0", "fusion.0", "alignn.1", "gcn.0", "gcn.1", "fga")
+    seps = [1.0, 1.0, 1.0, *chain(1.0, [0.5, 0.4, 0.5])[1:]]
+    v = one(
+        oversmoothing(ev(stages=stages, separation=profile(stages, seps), fga_input_stage="gcn.1"))
+    )
+    assert v.evidence["decline_from"] == "alignn.1"
+
+
+def test_a_later_decline_is_found_after_an_earlier_run_too_short_to_count():
+    stages = ("embed", "alignn.0", "alignn.1", "gcn.0", "gcn.1", "gcn.2", "fga")
+    # alignn.0 shrinks alone (one layer: not a trend), alignn.1 recovers, then gcn.0-gcn.2 decline
+    seps = [1.0, 0.5, 1.0, 0.5, 0.2, 0.08]
+    v = one(
+        oversmoothing(ev(stages=stages, separation=profile(stages, seps), fga_input_stage="gcn.2"))
+    )
+    assert v.evidence["decline_from"] == "gcn.0"
+
+
+def _module(name: str, kind: str = "no_gradient") -> Finding:
+    return Finding(kind, "warning", "m", (f"{name}.weight",), {"module": name})
+
+
+def test_no_gradient_path_lists_five_modules_then_an_ellipsis():
+    five = [_module(f"m{i}") for i in range(5)]
+    v = one(no_gradient_path(ev(audit=audit(*five))))
+    assert v.message.endswith(": m0, m1, m2, m3, m4.")
+    v = one(no_gradient_path(ev(audit=audit(*five, _module("m5", "zero_gradient")))))
+    assert v.message.endswith(": m0, m1, m2, m3, m4 ....")
+    assert v.evidence["modules"] == ["m0", "m1", "m2", "m3", "m4", "m5"]
+    unnamed = Finding("no_gradient", "warning", "m", ("x.weight",), {})
+    assert one(no_gradient_path(ev(audit=audit(unnamed)))).evidence["modules"] == ["?"]
+    assert no_gradient_path(ev(audit=audit(_module("m", "unchanged")))) == []
+
+
+def test_attention_untrained_messages_name_the_parameters_and_the_branch():
+    a2t = Finding(
+        "unchanged",
+        "error",
+        "x",
+        (
+            "fine_grained_attention.a2t_query.weight",
+            "fine_grained_attention.a2t_key.weight",
+            "fine_grained_attention.a2t_query.bias",
+        ),
+        {},
+    )
+    t2a = Finding(
+        "looks_untrained",
+        "warning",
+        "x",
+        ("fine_grained_attention.t2a_key.weight", "fine_grained_attention.token_output.weight"),
+        {},
+    )
+    errors, warnings = attention_untrained(ev(audit=audit(a2t, t2a)))
+    assert (errors.code, errors.severity, errors.evidence["branch"]) == (
+        "ATTENTION_UNTRAINED",
+        Severity.ERROR,
+        "atom_to_text",
+    )
+    assert errors.message == (
+        "The atom->text attention projections look untrained (fine_grained_attention.a2t_key."
+        "weight, fine_grained_attention.a2t_query.bias, fine_grained_attention.a2t_query.weight)"
+        ": its weights carry no learned meaning."
+    )
+    assert (warnings.code, warnings.severity) == ("ATTENTION_UNTRAINED", Severity.WARNING)
+    assert errors.evidence["stage"] == warnings.evidence["stage"] == "fga"
+    assert warnings.message == (
+        "The text->atom branch of the fine-grained attention never trained (2 tensors): do not "
+        "interpret text_to_atom weights."
+    )
+
+
+def test_symmetry_equivalent_messages_for_orbits_one_element_and_a_broken_symmetry():
+    v = one(symmetry_equivalent(ev(orbits=[[0, 1], [2]], labels=("Ba_0", "Ba_1", "Li_2"))))
+    assert (v.code, v.severity) == ("SYMMETRY_EQUIVALENT", Severity.INFO)
+    assert v.message == (
+        "{Ba_0, Ba_1} are symmetry-equivalent: identical features and top words within each "
+        "group are expected, not a collapse."
+    )
+    two = one(
+        symmetry_equivalent(ev(orbits=[[0, 1], [2, 3]], num_atoms=4, labels=("A", "B", "C", "D")))
+    )
+    assert two.message.startswith("{A, B}; {C, D} are symmetry-equivalent")
+    mono = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0], [1], [2]])))
+    assert mono.message == (
+        "All atoms are Na: the input does not tell them apart, so this sample cannot show "
+        "whether different atoms read different words."
+    )
+    both = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0, 1], [2]])))
+    assert both.message.endswith(
+        "not a collapse. All atoms are Na: the input does not tell them apart, so this sample "
+        "cannot show whether different atoms read different words."
+    )
+    single = one(symmetry_equivalent(ev(group_names=("Na",), orbits=[[0, 1, 2]])))
+    assert "All atoms are Na" not in single.message
+    assert single.message.startswith("All 3 atoms are symmetry-equivalent")
+    broken = one(
+        symmetry_equivalent(
+            ev(
+                orbits=[[0, 1], [2]],
+                broken_orbits=(((0, 1), (12, 14)),),
+                within_orbit_max_dev=0.0312,
+            )
+        )
+    )
+    assert broken.message.endswith(
+        " But the crystal graph breaks this symmetry (Ba_0, Hf_1 have 12/14 bonds: upstream's "
+        "k-nearest rule cuts a tie shell by exact float comparison), so their features differ "
+        "by up to 0.031."
+    )
+    assert broken.evidence["within_orbit_max_dev"] == 0.0312
+    assert broken.evidence["graph_breaks_symmetry"] == [{"atoms": [0, 1], "in_degree": [12, 14]}]
