@@ -84,7 +84,8 @@ TextModel = Annotated[
     Path | None,
     typer.Option(
         "--text-model",
-        help="Local directory of a BERT-like encoder (MatSciBERT); env FGA_TUI_TEXT_MODEL.",
+        help="Local directory of a BERT-like encoder (MatSciBERT), or 'demo' for the bundled "
+        "demo encoder; env FGA_TUI_TEXT_MODEL.",
     ),
 ]
 VocabMap = Annotated[
@@ -421,10 +422,30 @@ def scan(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Per-sample results (JSONL). Default: no file."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Per-sample rows (JSONL, input order), journalled as they finish next to it.",
+        ),
     ] = None,
     format: Format = "text",
     fail_on: FailOn = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue a killed scan from the journal of --out."),
+    ] = False,
+    summary_only: Annotated[
+        bool,
+        typer.Option(
+            "--summary-only", help="Only summarise the rows file --out (or its journal); no model."
+        ),
+    ] = False,
+    chart: Annotated[
+        bool, typer.Option("--chart/--no-chart", help="Terminal charts in the text summary.")
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")
+    ] = True,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Samples per forward.")
     ] = 16,
@@ -437,6 +458,12 @@ def scan(
     ablations: Annotated[
         bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
     ] = False,
+    intervene: Annotated[
+        list[str] | None,
+        typer.Option("--intervene", help="Intervention (repeatable): no-fusion | fga-from=STAGE …"),
+    ] = None,
+    no_fusion: NoFusion = False,
+    fga_from: FgaFrom = None,
     stopwords: Stopwords = None,
     device: Device = "auto",
     tokens: Tokens = None,
@@ -447,59 +474,84 @@ def scan(
     cm_heads: CmHeads = None,
     max_atoms: MaxAtoms = 1000,
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+        bool, typer.Option("--force", help="Overwrite an existing --out file (or its journal).")
     ] = False,
 ) -> None:
-    """Diagnose every sample of a dataset: per-sample JSONL and a summary with a histogram."""
-    import io
+    """Diagnose every sample of a dataset: per-sample JSONL rows and a dataset summary.
 
-    from fga_tui import engine
-    from fga_tui.scan import scan as run_scan
+    Exit 1 with --fail-on when a row has a verdict of that severity or worse, or a row failed;
+    exit 2 when no row succeeded. Under torchrun each rank scans a shard (see README)."""
+    from fga_tui.interventions import Interventions
+    from fga_tui.scan import job as scan_job
 
-    _check_choice("--format", format, ("text", "json"))
+    _check_choice("--format", format, ("text", "json", "md"))
     _check_choice("--fail-on", fail_on, ("error", "warning"))
-    if out is not None and out.exists() and not force:
-        raise InputError(out, "already exists; pass --force to overwrite")
-    if out is not None:
-        # Checked before the scan, which can take hours, rather than when writing its rows.
-        if out.is_dir():
-            raise InputError(out, "is a directory")
-        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-            raise InputError(out, f"cannot write: {out.parent} is not a writable folder")
-    if not data.exists():
-        raise InputError(data, "no such file or directory")
-    loaded = engine.load_model(
-        ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
-    )
-    buffer = io.StringIO()
-    summary = run_scan(
-        loaded,
-        data,
-        out=buffer,
-        batch_size=batch_size,
-        workers=workers,
-        limit=limit,
-        tokens_path=tokens,
-        text_model=text_model,
-        vocab_mappings=vocab_mappings,
-        ablations=ablations,
-        stopwords=_stopwords(stopwords),
-        max_atoms=max_atoms,
-    )
-    if out is not None:
-        from fga_tui.io.atomic import atomic_write_text
+    if summary_only:
+        if out is None:
+            raise InputError("--summary-only", "needs --out (the rows file to summarise)")
+        summary = scan_job.summary_of(out)
+        _scan_outcome(summary, data, format, fail_on, chart)
+        return
+    if resume and force:
+        raise InputError("--resume", "and --force contradict each other")
+    interventions = Interventions.parse(intervene or [], no_fusion=no_fusion, fga_from=fga_from)
 
-        try:
-            atomic_write_text(out, buffer.getvalue())
-        except OSError as exc:
-            raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
+    def load(dev: str) -> Any:
+        from fga_tui import engine
+
+        return engine.load_model(
+            ckpt, device=dev, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
+        )
+
+    job = scan_job.ScanJob(
+        ckpt=ckpt,
+        data=data,
+        out=out,
+        load_model=load,
+        device=device,
+        resume=resume,
+        force=force,
+        progress=progress,
+        options={
+            "batch_size": batch_size,
+            "workers": workers,
+            "limit": limit,
+            "tokens_path": tokens,
+            "text_model": text_model,
+            "vocab_mappings": vocab_mappings,
+            "ablations": ablations,
+            "interventions": interventions,
+            "stopwords": _stopwords(stopwords),
+            "max_atoms": max_atoms,
+        },
+    )
+    try:
+        summary = scan_job.run(job)
+    except scan_job.ScanInterrupted as exc:
+        typer.echo(f"fga-tui: {exc.message}", err=True)
+        raise typer.Exit(130) from None
+    except scan_job.RanksFailed:
+        raise typer.Exit(EXIT_BAD_INPUT) from None  # the failing rank said why
+    if summary is None:
+        return  # a torchrun rank other than 0: rank 0 prints the summary
+    _scan_outcome(summary, data, format, fail_on, chart)
+
+
+def _scan_outcome(summary: Any, data: Path, format: str, fail_on: str | None, chart: bool) -> None:
+    """Print the summary; exit 2 when no row succeeded, 1 when --fail-on finds something (a
+    failed row counts as a finding)."""
     if format == "json":
         _emit(json.dumps(summary.to_json(), indent=2))
+    elif format == "md":
+        _emit(summary.to_markdown())
     else:
-        _emit(summary.to_text())
-    if fail_on is not None and summary.ok:
+        _emit(summary.to_text(chart=chart))
+    if summary.total and not summary.ok:
+        first = summary.errors[0]["error"] if summary.errors else "?"
+        raise InputError(data, f"no row succeeded ({summary.failed} failed; first: {first})")
+    if fail_on is not None:
         severities = [s for s, n in summary.worst.items() if n]
-        if _fails(severities, fail_on):
+        if summary.failed or _fails(severities, fail_on):
             raise typer.Exit(EXIT_FINDING)
 
 
@@ -535,8 +587,10 @@ def open_(
     # Obvious mistakes fail here, before the screen switches; problems inside the files are
     # found by the worker and shown in the app.
     _check_paths(ckpt=ckpt, sample=sample, tokens=tokens, baseline=baseline)
-    if text_model is not None and not text_model.is_dir():
-        raise InputError(text_model, "text model directory does not exist")
+    if text_model is not None:
+        from fga_tui.text.encoders import check_text_model
+
+        check_text_model(text_model)
     if snapshot_dir.exists() and not snapshot_dir.is_dir():
         raise InputError(snapshot_dir, "exists and is not a directory")
     from fga_tui.trace import Ablation
