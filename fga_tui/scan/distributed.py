@@ -1,12 +1,14 @@
 """torch.distributed for ``scan`` under torchrun: which rows are mine, and when all ranks are done.
 
 torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` for
-every process it starts (torch's elastic launch docs). Rank r scans rows ``r, r+W, r+2W, …`` (a
-round-robin shard balances cheap and expensive stretches of a dataset) on ``cuda:LOCAL_RANK`` when
-CUDA is there, else on the CPU; coordination is a few tiny CPU tensors over gloo (``cpu:gloo,
-cuda:nccl`` on GPUs), so no rank needs NCCL for it. Every rank journals its own segment in the
-shared journal folder; rank 0 merges them after a barrier (the folder must be on a file system
-all ranks see, as ``--out`` is under SLURM).
+every process it starts (torch's elastic launch docs). The unit of work is a block of
+``--batch-size`` consecutive rows (one forward batch, the same batches a single process makes, so
+every row sees the same batch companions and the same floats); rank r scans blocks ``r, r+W,
+r+2W, …`` (round-robin balances cheap and expensive stretches of a dataset) on
+``cuda:LOCAL_RANK`` when CUDA is there, else on the CPU; coordination is a few tiny CPU tensors
+over gloo (``cpu:gloo,cuda:nccl`` on GPUs), so no rank needs NCCL for it. Every rank journals
+its own segment in the shared journal folder; rank 0 merges them after a barrier (the folder
+must be on a file system all ranks see, as ``--out`` is under SLURM).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ class Dist:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def mine(self, position: int) -> bool:
-        return position % self.world_size == self.rank
+    def mine(self, position: int, block: int = 1) -> bool:
+        """Whether row ``position`` (0-based) belongs to this rank, in blocks of ``block`` rows."""
+        return (position // block) % self.world_size == self.rank
 
     def device(self, spec: str) -> str:
         """``auto`` under torchrun means this rank's own GPU."""

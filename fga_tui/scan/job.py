@@ -61,6 +61,7 @@ class ScanJob:
             "data_bytes": data.stat().st_size if data.is_file() else None,
             "checkpoint": str(self.ckpt.resolve()),
             "limit": o.get("limit"),
+            "batch_size": o.get("batch_size", 16),  # batch companions change the last float bits
             "max_atoms": o.get("max_atoms"),
             "ablations": bool(o.get("ablations")),
             "interventions": list(interventions.specs) if interventions is not None else [],
@@ -156,7 +157,7 @@ def _run(job: ScanJob, dist: distributed.Dist) -> ScanSummary | None:
 
     _agree(dist, start)
     done = journal.done_rows() if resuming and journal is not None else set()
-    total = count_rows(job.data, opts.get("limit"), dist, done)
+    total = count_rows(job.data, opts.get("limit"), dist, done, opts.get("batch_size", 16))
     bar = Progress(total, label="scan" if not dist.active else f"scan rank 0/{dist.world_size}")
     show = job.progress and dist.is_main
     writer = journal.writer(dist.rank) if journal is not None else None

@@ -81,14 +81,16 @@ def default_workers(world_size: int = 1) -> int:
     return max(0, min(8, cores - 1))
 
 
-def count_rows(data: str | Path, limit: int | None, dist: Dist, skip: Container[int]) -> int:
+def count_rows(
+    data: str | Path, limit: int | None, dist: Dist, skip: Container[int], block: int
+) -> int:
     """How many rows this rank will run (for progress), without parsing any structure."""
     from fga_tui.io.sample import count_samples
 
     total = count_samples(data)
     if limit is not None:
         total = min(total, limit)
-    return sum(1 for p in range(total) if dist.mine(p) and (p + 1) not in skip)
+    return sum(1 for p in range(total) if dist.mine(p, block) and (p + 1) not in skip)
 
 
 def scan_rows(
@@ -155,9 +157,11 @@ def scan_rows(
     # What the workers' diagnosis needs of the model: its config and provenance (picklable).
     model_view = SimpleNamespace(config=loaded.config, info=loaded.info)
     window = max(2 * batch_size, 8 * workers)  # rows in flight ahead of the forward
-    ahead: deque[tuple[_Slot, int, Any, Future | None]] = deque()
+    ahead: deque[tuple[_Slot | None, int, Any, Future | None]] = deque()
     order: deque[_Slot] = deque()
-    batch: list[tuple[_Slot, int, Any, Any]] = []
+    # (slot, position, prepared, symmetry); slot None: a row already journalled that is traced
+    # again only as a batch companion of its block's unfinished rows (same batch, same floats).
+    batch: list[tuple[_Slot | None, int, Any, Any]] = []
     ran = 0
 
     def drain(block: bool) -> None:
@@ -182,6 +186,8 @@ def scan_rows(
             )
             extra = [{"no_fusion": t} for t in nf]
         for (slot, position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
+            if slot is None:
+                continue
             args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym)
             slot.value = assemble_job(*args) if pool is None else pool.submit(assemble_job, *args)
         batch.clear()
@@ -202,36 +208,43 @@ def scan_rows(
                 )
             prepared = engine.prepare_sample(loaded, sample, graph=graph, tokens=tokens)
         except InputError as exc:
-            slot.value = error_row(position, sample.id, _where(exc, sample))
+            if slot is not None:
+                slot.value = error_row(position, sample.id, _where(exc, sample))
             return
         except Exception as exc:  # a structure that breaks the graph builder: that row's error
-            slot.value = error_row(position, sample.id, f"{_where_of(sample)}: {_brief(exc)}")
+            if slot is not None:
+                slot.value = error_row(position, sample.id, f"{_where_of(sample)}: {_brief(exc)}")
             return
+        if batch and batch[0][1] // batch_size != position // batch_size:
+            flush()  # batches are blocks of consecutive rows, whoever scans them
         batch.append((slot, position, prepared, sym))
-        if len(batch) >= batch_size:
-            flush()
 
-    def rows_in_order() -> Iterator[tuple[int, Any]]:
+    def unfinished(block: int) -> bool:
+        first = block * batch_size
+        return any((p + 1) not in skip for p in range(first, first + batch_size))
+
+    def rows_in_order() -> Iterator[tuple[int, Any, bool]]:
         for position, item in items:
             if limit is not None and position >= limit:
                 return
-            if dist.mine(position) and (position + 1) not in skip:
-                yield position, item
+            block = position // batch_size
+            if dist.mine(position, batch_size) and unfinished(block):
+                yield position, item, (position + 1) not in skip
 
     # The audit (one backward pass) runs while the workers start and build the first graphs.
-    pending_start: list[tuple[int, Any]] = []
+    pending_start: list[tuple[int, Any, bool]] = []
     source = rows_in_order()
     try:
-        for position, item in source:
-            pending_start.append((position, item))
+        for entry in source:
+            pending_start.append(entry)
             if len(pending_start) >= window:
                 break
-        for position, item in pending_start:
-            _admit(position, item, ahead, order, pool, Sample)
+        for entry in pending_start:
+            _admit(*entry, ahead, order, pool, Sample)
         pending_start.clear()
         audit_result = audit_model(loaded, None)
-        for position, item in source:
-            _admit(position, item, ahead, order, pool, Sample)
+        for entry in source:
+            _admit(*entry, ahead, order, pool, Sample)
             while len(ahead) > window:
                 take_one()
             drain(block=len(order) > window + 2 * batch_size)
@@ -248,15 +261,18 @@ def scan_rows(
 def _admit(
     position: int,
     item: Any,
+    emit: bool,
     ahead: deque,
     order: deque,
     pool: Executor | None,
     sample_type: type,
 ) -> None:
-    slot = _Slot(position, getattr(item, "id", None))
-    order.append(slot)
+    slot = _Slot(position, getattr(item, "id", None)) if emit else None
+    if slot is not None:
+        order.append(slot)
     if not isinstance(item, sample_type):
-        slot.value = error_row(position, getattr(item, "sample_id", None), item.message)
+        if slot is not None:
+            slot.value = error_row(position, getattr(item, "sample_id", None), item.message)
         return
     fut = pool.submit(_graph_job, item.structure) if pool is not None else None
     ahead.append((slot, position, item, fut))
