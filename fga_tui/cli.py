@@ -555,6 +555,99 @@ def _scan_outcome(summary: Any, data: Path, format: str, fail_on: str | None, ch
             raise typer.Exit(EXIT_FINDING)
 
 
+@app.command()
+@user_errors
+def browse(
+    ckpt: Ckpt,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The dataset (as for scan): its rows open in the inspector."),
+    ],
+    rows: Annotated[
+        Path | None,
+        typer.Option(
+            "--rows", help="Rows of a finished scan of DATA (scan --out). Default: scan now."
+        ),
+    ] = None,
+    device: Device = "auto",
+    tokens: Tokens = None,
+    text_model: TextModel = None,
+    trust_checkpoint: Trust = False,
+    fga_heads: FgaHeads = None,
+    cm_heads: CmHeads = None,
+    max_atoms: MaxAtoms = 1000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Samples per forward (scan without --rows).")
+    ] = 16,
+    snapshot_dir: Annotated[
+        Path,
+        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
+    ] = Path("fga-snapshots"),
+    theme: Annotated[
+        str | None,
+        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
+    ] = None,
+) -> None:
+    """The dataset screen: a scan's rows worst first, filter by verdict (f), Enter opens a row in
+    the inspector, Escape comes back."""
+    _check_paths(ckpt=ckpt, sample=data, tokens=tokens)
+    if text_model is not None:
+        from fga_tui.text.encoders import check_text_model
+
+        check_text_model(text_model)
+    from fga_tui.tui.dataset import ranked
+
+    if rows is not None:
+        from fga_tui.scan.journal import read_rows
+
+        _check_paths(rows=rows)
+        table = ranked(read_rows(rows))
+    else:
+        from fga_tui import engine
+        from fga_tui.scan import scan as run_scan
+
+        loaded = engine.load_model(
+            ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
+        )
+        found: list[dict[str, Any]] = []
+        run_scan(
+            loaded,
+            data,
+            on_row=found.append,
+            batch_size=batch_size,
+            tokens_path=tokens,
+            text_model=text_model,
+            max_atoms=max_atoms,
+        )
+        table = ranked(found)
+        del loaded, found
+    if not table:
+        raise InputError(rows or data, "has no rows to browse")
+    from fga_tui.tui.browse import BrowseApp
+    from fga_tui.tui.session import SessionOptions
+
+    options = SessionOptions(
+        checkpoint=ckpt,
+        sample=data,
+        index=table[0].position,  # the worst row is traced while the list is read
+        device=device,
+        tokens=tokens,
+        text_model=text_model,
+        trust=trust_checkpoint,
+        fga_heads=fga_heads,
+        cm_heads=cm_heads,
+        max_atoms=max_atoms,
+        snapshot_dir=snapshot_dir,
+    )
+    BrowseApp(options, theme=theme, rows=table, data=data).run()
+    from fga_tui.tui.session import running_steps
+
+    if running_steps():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 @app.command("open")
 @user_errors
 def open_(
@@ -654,7 +747,7 @@ def demo(
     open_(ckpt, sample, device=device, snapshot_dir=snapshot_dir, theme=theme)
 
 
-SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open"})
+SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open", "browse"})
 
 
 def main(argv: list[str] | None = None) -> None:
