@@ -180,7 +180,14 @@ def _run(job: ScanJob, dist: distributed.Dist) -> ScanSummary | None:
         bar.show()
     try:
         scanned = scan_rows(
-            loaded, job.data, sink, skip=done, dist=dist, progress=bar if show else None, **opts
+            loaded,
+            job.data,
+            sink,
+            skip=done,
+            dist=dist,
+            progress=bar if show else None,
+            expected=total,
+            **opts,
         )
     except KeyboardInterrupt:
         kept = (writer.written if writer else 0) + len(done)

@@ -111,6 +111,7 @@ def scan_rows(
     skip: Container[int] = frozenset(),
     dist: Dist | None = None,
     progress: Progress | None = None,
+    expected: int | None = None,
 ) -> int:
     """Diagnose this rank's rows of ``data`` not in ``skip`` (row numbers); ``sink`` gets each
     row in input order. Returns the number of rows run."""
@@ -145,7 +146,8 @@ def scan_rows(
     engine.check_ablation(loaded, intervention)
 
     items = iter_samples(data, max_atoms=max_atoms)
-    expected = progress.total if progress is not None else 1_000_000
+    if expected is None:
+        expected = progress.total if progress is not None else 1_000_000
     if workers is None or workers == 0:
         workers = default_workers(dist.world_size)
     pool: Executor | None = None
@@ -327,7 +329,7 @@ def scan(
     if bar is not None:
         bar.show()
     try:
-        summary.scanned = scan_rows(loaded, data, sink, progress=bar, **options)
+        summary.scanned = scan_rows(loaded, data, sink, progress=bar, expected=total, **options)
     finally:
         if bar is not None:
             bar.close()
