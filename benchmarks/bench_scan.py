@@ -4,9 +4,9 @@ a = ``fga_tui.scan.scan`` per row in its steady state (reading, graphs and symme
 diagnosis in worker processes, batched traced forward, JSONL rows), timed as the difference of
 two whole scans, of n1 and of n rows (the checkpoint audit and the workers' start-up are paid once
 per scan; the whole run is shown on its own row); b = the same samples' graphs built in-process
-plus a plain batched forward (no capture, no diagnostics). Ratio a/b <= 1.25 means scan throughput >= 0.8x of the plain
-forward. The journal row: appending + flushing each finished row, against the scan's time per row
-(target <= 2 %).
+plus a plain batched forward (no capture, no diagnostics). Ratio a/b <= 1.25 means scan
+throughput >= 0.8x of the plain forward. The journal row: appending + flushing each finished
+row, against the scan's time per row (target <= 2 %).
 Also times our crystal-graph builder against a plain per-structure loop, to show where a scan's
 time goes. Run: ``python benchmarks/bench_scan.py [--quick]``.
 """
