@@ -376,20 +376,25 @@ def test_demo_encoder_scans_the_example_dataset_with_the_demo_checkpoint(tmp_pat
 
     from fga_tui.text.demo_encoder import packaged_dir
 
-    data = make_dataset.write_jsonl(make_dataset.generate(4, seed=3), tmp_path / "d.jsonl")
+    rows = make_dataset.generate(4, seed=3)
+    data = make_dataset.write_jsonl([*rows, {**rows[0], "jid": "mute", "text": " "}],
+                                    tmp_path / "d.jsonl")  # fmt: skip
     ckpt = packaged_dir() / "demo_problem.pt"
     out = tmp_path / "rows.jsonl"
     result = invoke("scan", ckpt, data, "--text-model", "demo", "--out", out, "--device", "cpu",
                     "--format", "json")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["ok"] == 4
+    mute = rows_of(out)[4]  # a row with no text: its own row number, id and line in the error
+    assert mute["status"] == "error" and mute["row"] == 5 and mute["id"] == "mute"
+    assert f"{data}:5" in mute["error"] and "no text" in mute["error"]
     # The same rows through token files written by make_dataset --tokens.
     tokrows = make_dataset.write_tokens(make_dataset.generate(4, seed=3), data, tmp_path / "tok")
     data2 = make_dataset.write_jsonl(tokrows, tmp_path / "d2.jsonl")
     out2 = tmp_path / "rows2.jsonl"
     result = invoke("scan", ckpt, data2, "--out", out2, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    a, b = rows_of(out), rows_of(out2)
+    a, b = rows_of(out)[:4], rows_of(out2)
     assert [r["prediction"] for r in a] == pytest.approx([r["prediction"] for r in b], abs=1e-5)
     bad = invoke("scan", ckpt, data, "--text-model", tmp_path, "--device", "cpu")
     assert bad.exit_code == 2 and "nor a demo encoder" in bad.stderr
