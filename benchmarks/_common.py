@@ -85,7 +85,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         target = r.get("target")
         ok = "" if target is None else "ok" if r["ratio"] <= target else "MISS"
-        shown = "-" if target is None else "<= " + format(target, ".3g")
+        shown = "-" if target is None else "<= " + format(target, "g")
         lines.append(
             f"{r['name']:<44} {r['a_ms']:>9.1f} {r['b_ms']:>9.1f} {r['ratio']:>6.2f} "
             f"{shown:>7} {ok}"

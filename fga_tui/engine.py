@@ -87,15 +87,14 @@ class LoadedModel:
     config: ModelConfig
     info: CheckpointInfo
     device: torch.device
-    state_dict: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     @property
     def needs_text(self) -> bool:
         return self.config.needs_text
 
     def stage_names(self, ablation: Ablation | None = None) -> list[str]:
-        ablation = ablation or Ablation()
-        return self.model.stage_names(no_fusion=ablation.no_fusion, fga_from=ablation.fga_from)
+        """Stage names of a trace under ``ablation`` (an ``Interventions`` set)."""
+        return self.model.stage_names(ablation or Ablation())
 
 
 def _build_model(
@@ -140,7 +139,7 @@ def load_model(
         warnings=tuple(raw.warnings),
         meta=dict(raw.meta),
     )
-    return LoadedModel(model, config, info, dev, raw.state_dict)
+    return LoadedModel(model, config, info, dev)
 
 
 def model_from_state(
@@ -154,7 +153,7 @@ def model_from_state(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model = _build_model(config, state_dict, name, dev)
     info = CheckpointInfo(path=name, layout="in-memory", config_source="given", inferred=())
-    return LoadedModel(model, config, info, dev, dict(state_dict))
+    return LoadedModel(model, config, info, dev)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,18 +215,53 @@ def prepare_sample(
     return PreparedSample(sample, graph, tokens if needs_text else None)
 
 
-def check_ablation(loaded: LoadedModel, ablation: Ablation) -> None:
-    """Turn an impossible ablation into a clear user error."""
-    if ablation.no_fusion and not loaded.config.fusion_indices:
+def check_ablation(
+    loaded: LoadedModel, ablation: Ablation, prepared: Sequence[PreparedSample] = ()
+) -> None:
+    """Turn an intervention this model or sample cannot take into a clear user error.
+
+    Errors name the flag the user typed: ``--no-fusion``/``--fga-from`` for the aliases'
+    meanings, ``--intervene`` with the spec otherwise.
+    """
+    config = loaded.config
+    if ablation.no_fusion and not (config.multimodal and config.fusion_indices):
         raise InputError("--no-fusion", "this checkpoint has no middle fusion to bypass")
+    if ablation.no_text and not config.multimodal:
+        raise InputError("--intervene", "no-text: this checkpoint reads no text")
     if ablation.fga_from is not None:
-        names = [s for s in loaded.config.stage_names() if s != "fga"]
+        names = [s for s in config.stage_names() if s != "fga"]
         if ablation.no_fusion:
             names = [s for s in names if not s.startswith("fusion.")]
         if ablation.fga_from not in names:
             raise InputError(
                 "--fga-from", f"{ablation.fga_from!r} is not a stage; choose one of {names}"
             )
+    stages = loaded.stage_names(ablation)
+    for item in ablation:
+        if item.kind not in ("mean-ablate", "patch"):
+            continue
+        if item.stage not in stages:
+            raise InputError(
+                "--intervene",
+                f"{item.spec}: {item.stage!r} is not a stage of this run; choose one of {stages}",
+            )
+        if item.kind != "patch":
+            continue
+        for p in prepared:
+            elements = p.elements
+            for ref in (item.dst, item.src):
+                if ref.index >= len(elements):
+                    raise InputError(
+                        p.sample.source or "--intervene",
+                        f"{item.spec}: atom {ref.index} does not exist "
+                        f"({len(elements)} atoms, 0-{len(elements) - 1})",
+                    )
+                if ref.element is not None and elements[ref.index] != ref.element:
+                    raise InputError(
+                        p.sample.source or "--intervene",
+                        f"{item.spec}: atom {ref.index} is {elements[ref.index]}, "
+                        f"not {ref.element}",
+                    )
 
 
 def run_trace(
@@ -252,7 +286,7 @@ def run_traces(
     from fga_tui.model.tracer import trace_batch
 
     ablation = ablation or Ablation()
-    check_ablation(loaded, ablation)
+    check_ablation(loaded, ablation, prepared)
     tokens = [p.tokens for p in prepared] if loaded.needs_text else None
     return trace_batch(
         loaded.model,

@@ -65,9 +65,6 @@ class Trace:
     def labels(self) -> list[str]:
         return [f"{el}_{i}" for i, el in enumerate(self.elements)]
 
-    def stage_index(self, stage: str) -> int:
-        return self.stages.index(stage)
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The trace.npz contract as a dict of numpy arrays."""
         arrays: dict[str, np.ndarray] = {
@@ -87,6 +84,7 @@ class Trace:
         for stage, weights in self.counterfactual.items():
             arrays[f"cf.atom_to_text.{stage}"] = np.asarray(weights, dtype=np.float32)
         arrays["ablation"] = np.array(self.ablation.describe())
+        arrays["intervention"] = np.array(self.ablation.specs, dtype=str)
         return arrays
 
     def save_npz(self, path: str | Path) -> Path:
