@@ -435,3 +435,20 @@ def test_torchrun_two_cpu_ranks_equal_one_process(reference, tmp_path):
     assert without_timing(got) == without_timing(json.loads(one.stdout))
     assert rows_of(out) == rows_of(single)
     assert not Journal(out).exists()
+
+
+def test_interventions_reach_the_engine_and_a_row_that_cannot_take_one_fails_alone(tmp_path):
+    data = make_data(tmp_path, 3)
+    out = tmp_path / "nofusion.jsonl"
+    result = invoke(*scan_args(data, out, "--intervene", "no-fusion", "--format", "json"))
+    assert result.exit_code == 0, result.output
+    plain = tmp_path / "plain.jsonl"
+    assert invoke(*scan_args(data, plain)).exit_code == 0
+    pairs = zip(rows_of(out), rows_of(plain), strict=True)
+    assert all(a["prediction"] != b["prediction"] for a, b in pairs)
+    # NaCl has atoms 0 and 1: atom 5 exists in no row, so every row fails with its reason.
+    bad = invoke(*scan_args(data, tmp_path / "patch.jsonl", "--intervene", "patch=embed:5<-0"))
+    assert bad.exit_code == 2
+    rows = rows_of(tmp_path / "patch.jsonl")
+    assert [r["status"] for r in rows] == ["error"] * 3
+    assert all("atom 5 does not exist" in r["error"] for r in rows)

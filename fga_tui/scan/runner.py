@@ -209,6 +209,8 @@ def scan_rows(
                     device=str(loaded.device),
                 )
             prepared = engine.prepare_sample(loaded, sample, graph=graph, tokens=tokens)
+            if intervention.active:  # e.g. patch=STAGE:Hf_4<-Ba_0 names atoms of some rows only
+                engine.check_ablation(loaded, intervention, [prepared])
         except InputError as exc:
             if slot is not None:
                 slot.value = error_row(position, sample.id, _where(exc, sample))
