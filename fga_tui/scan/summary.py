@@ -287,7 +287,7 @@ class ScanSummary:
                     [n for _, n in codes],
                     "samples per verdict",
                     width=width,
-                    height=min(4 + 2 * len(codes), 24),
+                    height=min(len(codes) + 4, 24),
                 )
             )
         jsd = self.metrics["attention_cross_orbit_jsd"]
