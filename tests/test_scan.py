@@ -452,3 +452,49 @@ def test_interventions_reach_the_engine_and_a_row_that_cannot_take_one_fails_alo
     rows = rows_of(tmp_path / "patch.jsonl")
     assert [r["status"] for r in rows] == ["error"] * 3
     assert all("atom 5 does not exist" in r["error"] for r in rows)
+
+
+def test_summary_text_has_the_breakdowns_and_the_charts():
+    from fga_tui.scan.summary import summarize_rows
+
+    def ok(i: int, worst: str, code: str, els: list[str], sg: str) -> dict:
+        metrics = {"attention_cross_orbit_jsd": 0.01 * (i + 1)}
+        verdicts = [{"code": code, "severity": worst}]
+        return {"row": i + 1, "id": f"s{i}", "status": "ok", "formula": "".join(els),
+                "worst": worst, "verdicts": verdicts, "metrics": metrics, "elements": els,
+                "spacegroup": sg}  # fmt: skip
+
+    rows = [ok(i, "warning" if i % 3 else "error", "OVERSMOOTHING" if i % 3 else
+               "FEATURE_COLLAPSE", ["Na", "Cl"] if i % 2 else ["K", "Br"],
+               "Fm-3m" if i % 2 else "Pm-3m") for i in range(12)]  # fmt: skip
+    summary = summarize_rows(rows)
+    js = summary.to_json()
+    assert js["by_element"]["Na"] == {
+        "samples": 6,
+        "worst_severity": {"warning": 4, "error": 2},
+        "verdicts": {"OVERSMOOTHING": 4, "FEATURE_COLLAPSE": 2},
+    }
+    assert js["by_spacegroup"]["Pm-3m"]["samples"] == 6
+    # The errors first, then the warnings; ties by row number; the last warnings drop out.
+    assert [w["row"] for w in js["worst_rows"]] == [1, 4, 7, 10, 2, 3, 5, 6, 8, 9]
+    text = summary.to_text()
+    assert "by element" in text and "by space group" in text and "worst rows:" in text
+    assert "samples per verdict" in text and "cross-orbit JSD" in text
+    assert "samples per verdict" not in summary.to_text(chart=False)
+
+
+def test_progress_draws_a_bar_with_rate_and_eta_on_a_terminal():
+    import io
+
+    from fga_tui.scan.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(4, stream, tty=True)
+    bar.show()
+    bar.step()
+    bar.step()
+    bar.close()
+    drawn = stream.getvalue().split("\r")
+    assert "0/4 rows (starting" in drawn[1]
+    assert "1/4 rows (25%)" in drawn[2] and "ETA" in drawn[2] and "█" not in drawn[1]
+    assert stream.getvalue().endswith("\n")
