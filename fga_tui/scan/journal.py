@@ -133,6 +133,8 @@ class Journal:
 
         On any failure (a full disk) ``out`` is untouched and the journal stays for ``--resume``.
         """
+        for stale in self.out.parent.glob(f".{self.out.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a merge killed half-way (this output has one writer)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent)
         count = 0
         try:
