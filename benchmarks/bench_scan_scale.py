@@ -79,7 +79,7 @@ def kill(folder: Path, n: int, kills: int, seed: int) -> None:
     t0 = time.perf_counter()
     subprocess.run([*ENTRY, "scan", str(CKPT), str(data), "--out", str(ref), *ARGS],
                    check=True, capture_output=True)  # fmt: skip
-    full = time.perf_counter() - t0
+    print(f"uninterrupted scan of {n} rows: {time.perf_counter() - t0:.0f} s")
     out = folder / "rows.jsonl"
     from fga_tui.scan.journal import Journal
 
@@ -90,13 +90,25 @@ def kill(folder: Path, n: int, kills: int, seed: int) -> None:
         if journal.exists():
             argv.append("--resume")
         before = len(journal.done_rows())
+        # A random moment: during start-up (1 in 5), else once a random number of further rows
+        # is journalled, plus up to half a second (mid-batch, mid-write, mid-merge).
+        early = rng.random() < 0.2
+        target = n if early else rng.randint(before + 1, n)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(0.1, 0.9) * full
-        time.sleep(delay)
+        t0 = time.perf_counter()
+        if early:
+            time.sleep(rng.uniform(0.5, 8.0))
+        else:
+            while proc.poll() is None and len(journal.done_rows()) < target:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.5))
         proc.kill()
         proc.wait()
         after = len(journal.done_rows())
-        print(f"kill {k + 1:>2} after {delay:5.1f} s: {before:>4} -> {after:>4} rows journalled")
+        print(
+            f"kill {k + 1:>2} after {time.perf_counter() - t0:5.1f} s: "
+            f"{before:>4} -> {after:>4} rows journalled"
+        )
         if out.exists():
             print("   (the scan had finished before the kill)")
             break
