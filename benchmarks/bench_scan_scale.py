@@ -92,8 +92,8 @@ def kill(folder: Path, n: int, kills: int, seed: int) -> None:
         before = len(journal.done_rows())
         # A random moment: during start-up (1 in 5), else once a random number of further rows
         # is journalled, plus up to half a second (mid-batch, mid-write, mid-merge).
-        early = rng.random() < 0.2
-        target = n if early else rng.randint(before + 1, n)
+        early = rng.random() < 0.2 or before >= n  # all journalled: the merge is what's left
+        target = n if early else before + rng.randint(1, max(1, (n - before) // 3))
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
         if early:
