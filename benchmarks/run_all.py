@@ -4,6 +4,7 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
+- attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
 - TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets.
 Nothing asserts; a MISS is information.
 """
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
 
+    import bench_attribution
     import bench_forward
     import bench_scan
     import bench_tui
@@ -70,6 +72,7 @@ def main() -> None:
         ("engine", lambda: bench_forward.run(args.quick)),
         ("graphs", lambda: graph_rows(args.quick)),
         ("scan", lambda: bench_scan.run(args.quick)),
+        ("attribution", lambda: bench_attribution.run(args.quick)),
     ):
         try:
             ratio_rows += fn()

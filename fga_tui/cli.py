@@ -212,7 +212,11 @@ def export(
         max_atoms=max_atoms,
         vocab_mappings=vocab_mappings,
     )
-    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from))
+    ablation = Ablation(no_fusion=no_fusion, fga_from=fga_from)
+    trace = engine.run_trace(loaded, prepared, ablation)
+    if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
+        att = engine.run_attribution(loaded, prepared, ablation, trace=trace)
+        trace = engine.with_attribution(trace, att)
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
@@ -256,8 +260,9 @@ def _stopwords(spec: str | None) -> set[str] | None:
 def _fails(severities: list[str], fail_on: str | None) -> bool:
     if fail_on is None:
         return False
-    rank = {"info": 0, "warning": 1, "error": 2}
-    return any(rank[s] >= rank[fail_on] for s in severities)
+    from fga_tui.diagnostics.severity import Severity
+
+    return any(Severity.of(s) >= Severity.of(fail_on) for s in severities)
 
 
 def _emit(text: str) -> None:
@@ -464,6 +469,12 @@ def scan(
     ] = None,
     no_fusion: NoFusion = False,
     fga_from: FgaFrom = None,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            "--attribution", help="Text reliance per sample (no-text, deletions; ~3x slower)."
+        ),
+    ] = False,
     stopwords: Stopwords = None,
     device: Device = "auto",
     tokens: Tokens = None,
@@ -523,6 +534,7 @@ def scan(
             "interventions": interventions,
             "stopwords": _stopwords(stopwords),
             "max_atoms": max_atoms,
+            "attribution": attribution,
         },
     )
     try:

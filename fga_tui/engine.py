@@ -296,3 +296,100 @@ def run_traces(
         ablation=ablation,
         counterfactuals=counterfactuals,
     )
+
+
+def run_attribution(
+    loaded: LoadedModel,
+    prepared: PreparedSample,
+    ablation: Ablation | None = None,
+    *,
+    steps: int = 32,
+    delete_top_k: int = 5,
+    trace: Trace | None = None,
+) -> Any:
+    """Attribution and text reliance of one sample (``fga_tui.diagnostics.attribution``);
+    None for a model that reads no text or under ``no-text``.
+
+    Needs a backward pass, so it runs here and not in the no-grad tracer. ``ablation`` applies
+    to every run; ``steps`` integration steps (Gauss-Legendre); the ``delete_top_k`` words with
+    the largest integrated gradients are deleted one at a time. ``trace``: this sample's trace
+    under the same interventions; its encoder output is reused (one encoder run fewer).
+    """
+    import time
+
+    import numpy as np
+
+    from fga_tui.diagnostics.attribution import Attribution, WordDeletion, ranked_words
+    from fga_tui.diagnostics.words import group_wordpieces
+    from fga_tui.model.attribution import TextAttributor
+
+    ablation = ablation or Ablation()
+    if not loaded.needs_text or prepared.tokens is None or ablation.no_text:
+        return None
+    check_ablation(loaded, ablation, [prepared])
+    t0 = time.perf_counter()
+    encoded = None
+    if trace is not None and trace.ablation.specs == ablation.specs and trace.stages:
+        # The node features the head reads: the stage before ``fga`` (or the last stage).
+        last = trace.stages[-2] if trace.stages[-1] == "fga" else trace.stages[-1]
+        encoded = torch.from_numpy(np.ascontiguousarray(trace.features[last]))
+    attributor = TextAttributor(
+        loaded.model, prepared.graph, prepared.tokens, ablation, encoded=encoded
+    )
+    prediction, no_text = attributor.predictions()
+    weighted = attributor.gradient_weighted_attention()
+    ig = attributor.integrated_gradients(steps)
+    tokens = prepared.tokens
+    mask = np.asarray(tokens.mask, dtype=bool)
+    words = ranked_words(tokens.tokens, mask, ig.tokens, delete_top_k)
+    keep = []
+    for _, _, positions in words:
+        row = mask.copy()
+        row[list(positions)] = False
+        keep.append(row)
+    specials_only = mask & ~np.isin(
+        np.arange(len(mask)), [i for _, idx in group_wordpieces(tokens.tokens, mask) for i in idx]
+    )
+    # Without a special token to keep, "no words" would leave the attention nothing to read.
+    extra = [specials_only] if specials_only.any() else []
+    predicted = list(attributor.masked_predictions([*keep, *extra]))
+    no_words = predicted.pop() if extra else None
+    deleted = predicted
+    deletions = tuple(
+        WordDeletion(w, float(score), pos, float(p), float(p) - prediction)
+        for (w, score, pos), p in zip(words, deleted, strict=True)
+    )
+    return Attribution(
+        atom_to_text=weighted,
+        tokens=ig.tokens,
+        token_strings=tuple(tokens.tokens),
+        token_mask=mask,
+        prediction=prediction,
+        prediction_no_text=no_text,
+        delta=float(np.sum(ig.tokens, dtype=np.float64)) - (prediction - no_text),
+        encoder_leg=ig.encoder_leg,
+        steps=ig.steps,
+        deletions=deletions,
+        prediction_no_words=None if no_words is None else float(no_words),
+        timings={"attribution_s": time.perf_counter() - t0},
+    )
+
+
+def with_attribution(trace: Trace, attribution: Any) -> Trace:
+    """A copy of ``trace`` carrying ``attr.atom_to_text``, ``attr.tokens`` and the attention
+    ``grounding`` (the last also without ``attribution``, whenever there is attention)."""
+    import dataclasses
+
+    from fga_tui.diagnostics.grounding import grounding
+
+    ground = None
+    if trace.atom_to_text is not None:
+        ground = grounding(
+            trace.atom_to_text, trace.tokens, trace.token_mask, trace.elements
+        ).per_atom
+    return dataclasses.replace(
+        trace,
+        attribution=None if attribution is None else attribution.atom_to_text,
+        token_attribution=None if attribution is None else attribution.tokens,
+        grounding=ground,
+    )

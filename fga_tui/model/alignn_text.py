@@ -182,12 +182,28 @@ class ALIGNNText(nn.Module):
         c = self.config
         if c.multimodal and text is None:
             raise ValueError("this model needs text token states")
-        states = text_emb = None
-        if c.multimodal:
-            states = self.hook_text_states(text.states)
-            # The fork's text vector: text_projection of the first ([CLS]) token state.
-            text_emb = self.hook_text_embedding(self.text_projection(states[:, 0, :]))
+        states, text_emb = self.read_text(text)
+        x = self.encode(batch, text_emb)
+        return self.head(x, batch, states, None if text is None else text.mask, text_emb)
 
+    def embed_text(self, states: torch.Tensor) -> torch.Tensor:
+        """The fork's text vector [B, P]: text_projection of the first ([CLS]) token state."""
+        return self.text_projection(states[:, 0, :])
+
+    def read_text(self, text: TextBatch | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(token states [B, L, T], text vector [B, P]) through their hook points; (None, None)
+        for a graph-only model."""
+        if not self.config.multimodal or text is None:
+            return None, None
+        states = self.hook_text_states(text.states)
+        return states, self.hook_text_embedding(self.embed_text(states))
+
+    def encode(self, batch: GraphBatch, text_emb: torch.Tensor | None) -> torch.Tensor:
+        """The graph encoder: node features [N, C] after the last GNN layer (``gnn.out``).
+
+        The text reaches it only through ``text_emb`` (middle fusion), i.e. only through the
+        [CLS] token state: attribution relies on this to run the encoder once per text vector.
+        """
         x = self.hook_embed(self.atom_embedding(batch.atom_features))
         if len(self.alignn_layers) or len(self.gcn_layers):
             y = self.edge_embedding(torch.norm(batch.bond_r, dim=1))
@@ -202,11 +218,23 @@ class ALIGNNText(nn.Module):
             for k, layer in enumerate(self.gcn_layers):
                 x, y = layer(batch.graph, x, y)
                 x = self.gcn_hooks[k](x)
-        x = self.hook_gnn_out(x)
+        return self.hook_gnn_out(x)
 
+    def head(
+        self,
+        x: torch.Tensor,
+        batch: GraphBatch,
+        states: torch.Tensor | None,
+        token_mask: torch.Tensor | None,
+        text_emb: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Everything after the graph encoder: fine-grained attention, readout, fusion with the
+        text vector and the output layers. Reads only ``batch.num_nodes``, ``node_graph`` and
+        ``batch_size`` of the batch (attribution runs it on many copies of one graph)."""
+        c = self.config
         if c.multimodal and self.has_fga:
             padded, node_mask = pad_nodes(x, batch.num_nodes)
-            fg = self.fine_grained_attention(padded, states, node_mask, text.mask)
+            fg = self.fine_grained_attention(padded, states, node_mask, token_mask)
             x = self.hook_fga(fg.nodes[node_mask])
 
         h = self.readout(x, batch)

@@ -64,6 +64,7 @@ class ScanJob:
             "batch_size": o.get("batch_size", 16),  # batch companions change the last float bits
             "max_atoms": o.get("max_atoms"),
             "ablations": bool(o.get("ablations")),
+            "attribution": bool(o.get("attribution")),
             "interventions": list(interventions.specs) if interventions is not None else [],
             "tokens": None if o.get("tokens_path") is None else str(o["tokens_path"]),
             "text_model": None if o.get("text_model") is None else str(o["text_model"]),

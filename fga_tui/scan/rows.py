@@ -4,7 +4,8 @@ Every row: ``row`` (1-based entry number in the input, bad entries included; for
 without blank lines, its line number), ``position`` (0-based, what ``--index`` takes), ``id``
 (when readable, also for rows that then failed), ``status`` ("ok" | "error"). A failed row adds
 ``error``; a successful one the prediction, the verdicts, key metrics, orbits, top words and what
-the dataset summary breaks down by (``elements``, ``spacegroup``).
+the dataset summary breaks down by (``elements``, ``spacegroup``), the attention grounding and,
+with ``--attribution``, the text reliance.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def error_row(position: int, sample_id: str | None, message: str) -> dict[str, A
     }
 
 
-def ok_row(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
+def ok_row(position: int, diagnosis: Any, trace: Any, attribution: Any = None) -> dict[str, Any]:
+    from fga_tui.diagnostics.attribution_rows import row_fields
     from fga_tui.diagnostics.report import fga_input_stage
 
     rep = diagnosis.report
@@ -56,6 +58,7 @@ def ok_row(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
         },
         "orbits": rep.orbits,
         "top_words": {e["atom"]: [w for w, _ in e["words"][:5]] for e in rep.top_words},
+        **row_fields(trace, attribution),
     }
 
 
@@ -68,8 +71,9 @@ def assemble_job(
     ablation_traces: dict[str, Any],
     stopwords: set[str] | None,
     symmetry: Any,
+    attribution: Any = None,
 ) -> dict[str, Any]:
-    """Diagnosis of one traced sample -> its row (numpy only: runs in a worker process)."""
+    """Diagnosis of one traced sample (and its attribution, when computed) -> its row."""
     from fga_tui.diagnostics.report import assemble
 
     diag = assemble(
@@ -82,4 +86,4 @@ def assemble_job(
         symmetry=symmetry,
         lean=True,
     )
-    return ok_row(position, diag, trace)
+    return ok_row(position, diag, trace, attribution)

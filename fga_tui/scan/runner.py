@@ -112,6 +112,7 @@ def scan_rows(
     dist: Dist | None = None,
     progress: Progress | None = None,
     expected: int | None = None,
+    attribution: bool = False,
 ) -> int:
     """Diagnose this rank's rows of ``data`` not in ``skip`` (row numbers); ``sink`` gets each
     row in input order. Returns the number of rows run."""
@@ -194,8 +195,14 @@ def scan_rows(
             # other memory alignments, and numpy's SIMD kernels then round the last bit of a
             # metric differently, so a resumed or sharded scan (whose pool use differs) would
             # not give bit-identical rows. It is a few % of the forward's time.
+            # Attribution needs a backward pass: the model's device, this process.
+            att = (
+                engine.run_attribution(loaded, prep, intervention, trace=trace)
+                if attribution
+                else None
+            )
             slot.value = assemble_job(
-                model_view, position, prep, trace, audit_result, abl, stopwords, sym
+                model_view, position, prep, trace, audit_result, abl, stopwords, sym, att
             )
         batch.clear()
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fga_tui.diagnostics.attribution_rows import AttributionAggregate
+
 SCHEMA = "fga-tui.scan/2"
 KEY_METRICS = (
     "attention_cross_orbit_jsd",
@@ -75,6 +77,7 @@ class ScanSummary:
     seconds: float = 0.0
     scanned: int = 0  # rows run by this invocation (the rest came from the journal)
     distributed: dict[str, Any] | None = None
+    attribution: AttributionAggregate = field(default_factory=AttributionAggregate)
     _worst_heap: list[tuple[tuple[int, int, int, int], dict[str, Any]]] = field(
         default_factory=list
     )
@@ -89,6 +92,7 @@ class ScanSummary:
                 )
             return
         self.ok += 1
+        self.attribution.add(row)
         codes = sorted({v["code"] for v in row.get("verdicts", ())})
         self.verdict_samples.update(codes)
         worst = row.get("worst", "info")
@@ -164,6 +168,7 @@ class ScanSummary:
             },
             "worst_severity": {s: self.worst[s] for s in SEVERITY_RANK if self.worst[s]},
             "metrics": {k: self.distribution(k) for k in KEY_METRICS},
+            "attribution": self.attribution.to_json(),
             "by_element": {k: self.by_element[k].to_json() for k in sorted(self.by_element)},
             "by_spacegroup": {
                 k: self.by_spacegroup[k].to_json() for k in sorted(self.by_spacegroup)
@@ -213,6 +218,7 @@ class ScanSummary:
             for k, d in dists:
                 if d:
                     out.append(f"  {k:<30} {d['min']:.3g} / {d['median']:.3g} / {d['max']:.3g}")
+        out.extend(self.attribution.to_text_lines())
         for title, table in (("element", self.by_element), ("space group", self.by_spacegroup)):
             if table:
                 out.append(f"by {title} (samples, warning or worse, top verdicts):")

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fga_tui.diagnostics.severity import Severity
+
 #: Correlation modes in the order ``c`` cycles through them.
 MODES = ("centred", "raw", "cosine")
-#: Severity glyphs: the severity must read without colour.
-SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
+#: What the words pane ranks, in the order ``g`` cycles: attention, attribution (gradient-
+#: weighted attention), both (ranked by attention, two bars per word).
+WORD_MODES = ("attention", "attribution", "both")
+#: ``View.top_words`` source name of the gradient-weighted attention.
+ATTRIBUTION = "attribution"
+#: Severity glyphs by word (``Severity.glyph``): the severity must read without colour.
+SEVERITY_MARK = {s.value: s.glyph for s in Severity}
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class Cursor:
     head: int | None = None
     counterfactual: bool = False
     stopwords: bool = False
+    words: str = WORD_MODES[0]
 
     def with_(self, **changes: object) -> Cursor:
         return replace(self, **changes)  # type: ignore[arg-type]
