@@ -2,14 +2,21 @@
 
 The headless commands (export, report, audit, scan, diff) never import Textual. Every user error
 is an ``InputError``: one line on stderr, exit code 2, no traceback, nothing written.
+
+The options several commands share (model, text, stopwords, interventions, sample row, and the
+inspector's theme and snapshot folder) are declared once, in ``SHARED``, and reach each command
+as one ``RunOptions`` (``fga_tui.options``) built by ``shared_options``; a command names the
+groups it takes and cannot declare one of them differently.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,7 +25,9 @@ import typer
 from typer.core import TyperGroup
 
 from fga_tui import __version__
+from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
+from fga_tui.options import RunOptions
 
 # click's UsageError, from wherever this typer takes click (recent typer vendors it).
 _UsageError: type[Exception] = next(
@@ -45,7 +54,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain click help: option names are never truncated, and it reads at 80 columns.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,53 +79,291 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# ---- shared options -------------------------------------------------------------------------
+# ---- arguments ------------------------------------------------------------------------------
 Ckpt = Annotated[
     Path, typer.Argument(help="Checkpoint (.pt): fork best_*_model.pt, ignite, or a state_dict.")
 ]
 SamplePath = Annotated[
     Path, typer.Argument(help="Sample: JARVIS-style JSON, JSONL, POSCAR or CIF.")
 ]
-Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
-Tokens = Annotated[
-    Path | None,
-    typer.Option("--tokens", help="Precomputed token states (.npz: tokens, embeddings, mask)."),
-]
-TextModel = Annotated[
-    Path | None,
-    typer.Option(
-        "--text-model",
-        help="Local directory of a BERT-like encoder (MatSciBERT), or 'demo' for the bundled "
-        "demo encoder; env FGA_TUI_TEXT_MODEL.",
+
+
+# ---- the shared options, declared once ------------------------------------------------------
+@dataclass(frozen=True)
+class _Opt:
+    """One shared option: its parameter name, typer annotation and default."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+
+MODEL = (
+    _Opt(
+        "device",
+        Annotated[
+            str | None,
+            typer.Option("--device", help="auto | cpu | cuda | cuda:N (default: settings, auto)."),
+        ],
+        None,
     ),
-]
-VocabMap = Annotated[
-    Path | None,
-    typer.Option(
-        "--vocab-mappings",
-        help="Character map applied before tokenising (the fork's vocab_mappings.txt).",
+    _Opt(
+        "trust_checkpoint",
+        Annotated[
+            bool,
+            typer.Option(
+                "--trust-checkpoint",
+                help="Allow full unpickling (runs code from the file). Only for files you trust.",
+            ),
+        ],
+        False,
     ),
-]
-Trust = Annotated[
-    bool,
-    typer.Option(
-        "--trust-checkpoint",
-        help="Allow full unpickling (runs code from the file). Only for files you trust.",
+    _Opt(
+        "fga_heads",
+        Annotated[
+            int | None,
+            typer.Option("--fga-heads", help="Fine-grained heads when the file has no config."),
+        ],
+        None,
     ),
-]
-FgaHeads = Annotated[
-    int | None, typer.Option("--fga-heads", help="Fine-grained heads when the file has no config.")
-]
-CmHeads = Annotated[
-    int | None, typer.Option("--cm-heads", help="Cross-modal heads when the file has no config.")
-]
-NoFusion = Annotated[bool, typer.Option("--no-fusion", help="Ablation: bypass middle fusion.")]
-FgaFrom = Annotated[
-    str | None,
-    typer.Option("--fga-from", help="Ablation: feed the attention block from this stage."),
-]
-Index = Annotated[int, typer.Option("--index", help="Row of a JSONL/list sample file.")]
-MaxAtoms = Annotated[int, typer.Option("--max-atoms", min=1, help="Refuse larger structures.")]
+    _Opt(
+        "cm_heads",
+        Annotated[
+            int | None,
+            typer.Option("--cm-heads", help="Cross-modal heads when the file has no config."),
+        ],
+        None,
+    ),
+)
+TEXT = (
+    _Opt(
+        "tokens",
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--tokens", help="Precomputed token states (.npz: tokens, embeddings, mask)."
+            ),
+        ],
+        None,
+    ),
+    _Opt(
+        "text_model",
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--text-model",
+                help="Local directory of a BERT-like encoder (MatSciBERT), or 'demo' for the "
+                "bundled demo encoder; env FGA_TUI_TEXT_MODEL.",
+            ),
+        ],
+        None,
+    ),
+    _Opt(
+        "vocab_mappings",
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--vocab-mappings",
+                help="Character map applied before tokenising (the fork's vocab_mappings.txt).",
+            ),
+        ],
+        None,
+    ),
+)
+WORDS = (
+    _Opt(
+        "stopwords",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--stopwords",
+                help="Drop stopwords from top words: 'default' or a word-list file.",
+            ),
+        ],
+        None,
+    ),
+)
+INTERVENE = (
+    _Opt(
+        "intervene",
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--intervene",
+                metavar="SPEC",
+                help="Intervention (repeatable): no-fusion | fga-from=STAGE | "
+                "mean-ablate=STAGE | patch=STAGE:DST<-SRC | no-text.",
+            ),
+        ],
+        None,
+    ),
+    _Opt(
+        "no_fusion",
+        Annotated[bool, typer.Option("--no-fusion", help="Same as --intervene no-fusion.")],
+        False,
+    ),
+    _Opt(
+        "fga_from",
+        Annotated[
+            str | None,
+            typer.Option("--fga-from", metavar="STAGE", help="Same as --intervene fga-from=STAGE."),
+        ],
+        None,
+    ),
+)
+INDEX = (
+    _Opt(
+        "index",
+        Annotated[int, typer.Option("--index", help="Row of a JSONL/list sample file.")],
+        0,
+    ),
+)
+MAX_ATOMS = (
+    _Opt(
+        "max_atoms",
+        Annotated[int, typer.Option("--max-atoms", min=1, help="Refuse larger structures.")],
+        1000,
+    ),
+)
+VIEW = (
+    _Opt(
+        "snapshot_dir",
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--snapshot-dir",
+                help="Where `s` writes snapshots (default: settings, ./fga-snapshots).",
+            ),
+        ],
+        None,
+    ),
+    _Opt(
+        "theme",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--theme",
+                help="Textual theme, e.g. ansi-dark over plain SSH (default: the last one "
+                "chosen with t).",
+            ),
+        ],
+        None,
+    ),
+)
+SAMPLE = (*TEXT, *WORDS, *INTERVENE, *INDEX, *MAX_ATOMS)
+#: Every shared option, by group (the TUI session takes all of them).
+SHARED = (*MODEL, *SAMPLE, *VIEW)
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """The inspector's own options, resolved against the settings file (flags win)."""
+
+    snapshot_dir: Path
+    theme: str | None
+    settings_path: Path | None
+
+
+def _run_options(values: dict[str, Any]) -> RunOptions:
+    """One ``RunOptions`` from the shared options' values; bad values fail here, before work."""
+    from fga_tui.interventions import Interventions
+    from fga_tui.settings import check_device, load_settings
+
+    device = values.get("device")
+    if device is None:
+        device = load_settings().device or "auto"
+    else:
+        check_device("--device", device)
+    fga_from = values.get("fga_from")
+    opts = RunOptions(
+        device=device,
+        trust=values.get("trust_checkpoint", False),
+        fga_heads=values.get("fga_heads"),
+        cm_heads=values.get("cm_heads"),
+        tokens=values.get("tokens"),
+        text_model=values.get("text_model"),
+        vocab_mappings=values.get("vocab_mappings"),
+        stopwords=values.get("stopwords"),
+        interventions=Interventions.parse(
+            values.get("intervene") or (),
+            no_fusion=values.get("no_fusion", False),
+            fga_from=None if fga_from is None else fga_from.strip(),
+        ),
+        index=values.get("index", 0),
+        max_atoms=values.get("max_atoms", 1000),
+    )
+    for what, path in (("token file", opts.tokens), ("vocab mappings file", opts.vocab_mappings)):
+        if path is not None and not path.exists():
+            raise InputError(path, f"{what} does not exist")
+    if opts.text_model is not None:
+        from fga_tui.text.encoders import check_text_model
+
+        check_text_model(opts.text_model)
+    opts.stopword_set()  # a missing word list fails now, not after the model has loaded
+    return opts
+
+
+def _view_options(values: dict[str, Any]) -> ViewOptions:
+    from fga_tui.settings import config_path, load_settings
+
+    path = config_path()
+    settings = load_settings(path)
+    snapshot_dir = values.get("snapshot_dir") or settings.snapshot_dir or Path("fga-snapshots")
+    if snapshot_dir.exists() and not snapshot_dir.is_dir():
+        raise InputError(snapshot_dir, "exists and is not a directory")
+    theme = values.get("theme")
+    if theme is not None:
+        _check_theme("--theme", theme)
+    elif settings.theme is not None:
+        theme = _check_theme(path, settings.theme)
+    return ViewOptions(snapshot_dir=snapshot_dir, theme=theme, settings_path=path)
+
+
+def _check_theme(where: str | Path, theme: str) -> str:
+    from fga_tui.tui.themes import theme_names
+
+    names = theme_names()
+    if theme not in names:
+        raise InputError(where, f"theme {theme!r} is not one of {', '.join(names)}")
+    return theme
+
+
+def shared_options(*groups: tuple[_Opt, ...]) -> Callable[[F], F]:
+    """Add the shared options of ``groups`` to a command; it receives them as ``opts``
+    (a ``RunOptions``) and, when it has a ``view`` parameter and takes ``VIEW``, ``view``."""
+    declared = [opt for group in groups for opt in group]
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name not in ("opts", "view")]
+        names = {p.name for p in own}
+        clash = names & {o.name for o in declared}
+        if clash:
+            raise TypeError(f"{func.__name__} declares shared options again: {sorted(clash)}")
+        extra = [
+            inspect.Parameter(
+                o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.annotation
+            )
+            for o in declared
+        ]
+        wants_view = "view" in signature.parameters
+
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {o.name: kwargs.pop(o.name, o.default) for o in declared}
+            kwargs["opts"] = _run_options(values)
+            if wants_view:
+                kwargs["view"] = _view_options(values)
+            return func(*args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {
+            **{k: v for k, v in func.__annotations__.items() if k not in ("opts", "view")},
+            **{o.name: o.annotation for o in declared},
+        }
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _version(value: bool) -> None:
@@ -132,29 +381,12 @@ def _root(
     """fga-tui: is it over-smoothing, an untrained attention block, fusion, or symmetry?"""
 
 
-def _load(
-    ckpt: Path,
-    sample: Path,
-    *,
-    device: str,
-    tokens: Path | None,
-    text_model: Path | None,
-    trust: bool,
-    fga_heads: int | None,
-    cm_heads: int | None,
-    index: int,
-    max_atoms: int,
-    vocab_mappings: Path | None = None,
-):
+def _load(ckpt: Path, sample: Path, opts: RunOptions):
     from fga_tui import engine
 
-    loaded = engine.load_model(
-        ckpt, device=device, trust=trust, fga_heads=fga_heads, cm_heads=cm_heads
-    )
-    smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
-    prepared = engine.prepare_sample(
-        loaded, smp, tokens_path=tokens, text_model=text_model, vocab_mappings=vocab_mappings
-    )
+    loaded = engine.load_model(ckpt, **opts.load_kwargs())
+    smp = engine.load_sample(sample, index=opts.index, max_atoms=opts.max_atoms)
+    prepared = engine.prepare_sample(loaded, smp, **opts.text_kwargs())
     return loaded, prepared
 
 
@@ -171,51 +403,29 @@ def _check_paths(**paths: Path | None) -> None:
 
 @app.command()
 @user_errors
+@shared_options(MODEL, TEXT, INTERVENE, INDEX, MAX_ATOMS)
 def export(
     ckpt: Ckpt,
     sample: SamplePath,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for trace.npz.")],
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    vocab_mappings: VocabMap = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    no_fusion: NoFusion = False,
-    fga_from: FgaFrom = None,
-    index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing trace.npz.")
     ] = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Run one traced forward and write OUT/trace.npz (the trace contract)."""
     from fga_tui import engine
-    from fga_tui.trace import Ablation
 
     target = out / "trace.npz"
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")
     if target.exists() and not force:
         raise InputError(target, "already exists; pass --force to overwrite")
-    loaded, prepared = _load(
-        ckpt,
-        sample,
-        device=device,
-        tokens=tokens,
-        text_model=text_model,
-        trust=trust_checkpoint,
-        fga_heads=fga_heads,
-        cm_heads=cm_heads,
-        index=index,
-        max_atoms=max_atoms,
-        vocab_mappings=vocab_mappings,
-    )
-    ablation = Ablation(no_fusion=no_fusion, fga_from=fga_from)
-    trace = engine.run_trace(loaded, prepared, ablation)
+    loaded, prepared = _load(ckpt, sample, opts)
+    trace = engine.run_trace(loaded, prepared, opts.interventions)
     if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
-        att = engine.run_attribution(loaded, prepared, ablation, trace=trace)
+        att = engine.run_attribution(loaded, prepared, opts.interventions, trace=trace)
         trace = engine.with_attribution(trace, att)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -236,11 +446,8 @@ FailOn = Annotated[
         "--fail-on", help="Exit 1 when a verdict of this severity (error|warning) or worse."
     ),
 ]
-Stopwords = Annotated[
-    str | None,
-    typer.Option(
-        "--stopwords", help="Drop stopwords from top words: 'default' or a word-list file."
-    ),
+Ablations = Annotated[
+    bool, typer.Option("--ablations/--no-ablations", help="Run cause-separating ablations.")
 ]
 
 
@@ -249,19 +456,9 @@ def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> N
         raise InputError(option, f"{value!r} is not one of {', '.join(choices)}")
 
 
-def _stopwords(spec: str | None) -> set[str] | None:
-    if spec is None:
-        return None
-    from fga_tui.diagnostics.words import load_stopwords
-
-    return set(load_stopwords(None if spec == "default" else spec))
-
-
 def _fails(severities: list[str], fail_on: str | None) -> bool:
     if fail_on is None:
         return False
-    from fga_tui.diagnostics.severity import Severity
-
     return any(Severity.of(s) >= Severity.of(fail_on) for s in severities)
 
 
@@ -271,58 +468,34 @@ def _emit(text: str) -> None:
 
 @app.command()
 @user_errors
+@shared_options(MODEL, SAMPLE)
 def report(
     ckpt: Ckpt,
     sample: SamplePath,
     format: Format = "text",
     fail_on: FailOn = None,
     baseline: Baseline = None,
-    stopwords: Stopwords = None,
-    ablations: Annotated[
-        bool, typer.Option("--ablations/--no-ablations", help="Run cause-separating ablations.")
-    ] = True,
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    vocab_mappings: VocabMap = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    no_fusion: NoFusion = False,
-    fga_from: FgaFrom = None,
-    index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    ablations: Ablations = True,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Diagnose one sample: stage metrics, top words, verdicts (exit 1 with --fail-on)."""
     from fga_tui.diagnostics.audit import load_baseline
     from fga_tui.diagnostics.report import diagnose
-    from fga_tui.trace import Ablation
 
     _check_choice("--format", format, ("text", "json", "md"))
     _check_choice("--fail-on", fail_on, ("error", "warning"))
-    words = _stopwords(stopwords)
-    loaded, prepared = _load(
-        ckpt,
-        sample,
-        device=device,
-        tokens=tokens,
-        text_model=text_model,
-        trust=trust_checkpoint,
-        fga_heads=fga_heads,
-        cm_heads=cm_heads,
-        index=index,
-        max_atoms=max_atoms,
-        vocab_mappings=vocab_mappings,
-    )
-    base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
+    _check_paths(baseline=baseline)
+    loaded, prepared = _load(ckpt, sample, opts)
+    base = load_baseline(str(baseline), trust=opts.trust) if baseline else None
     result = diagnose(
         loaded,
         prepared,
-        ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
+        ablation=opts.interventions,
         baseline=base,
         baseline_path=None if baseline is None else str(baseline),
         run_ablations=ablations,
-        stopwords=words,
+        stopwords=opts.stopword_set(),
     )
     rep = result.report
     if format == "json":
@@ -335,52 +508,73 @@ def report(
         raise typer.Exit(EXIT_FINDING)
 
 
+def audit_counts(findings: list[Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """(count per severity, worst first; count per kind, most first) of audit findings."""
+    by_severity: dict[str, int] = {}
+    for s in Severity.descending():
+        n = sum(1 for f in findings if Severity.of(f.severity) == s)
+        if n:
+            by_severity[s.value] = n
+    by_kind: dict[str, int] = {}
+    for f in findings:
+        by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
+    return by_severity, dict(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def audit_summary(findings: list[Any]) -> str:
+    """One line: ``22 findings: 2 error, 20 info · by kind: untrained 12, …``."""
+    if not findings:
+        return "0 findings"
+    by_severity, by_kind = audit_counts(findings)
+    severities = ", ".join(f"{n} {s}" for s, n in by_severity.items())
+    kinds = ", ".join(f"{k} {n}" for k, n in by_kind.items())
+    return f"{len(findings)} findings: {severities} · by kind: {kinds}"
+
+
 @app.command()
 @user_errors
+@shared_options(MODEL)
 def audit(
     ckpt: Ckpt,
     baseline: Baseline = None,
-    format: Format = "text",
-    device: Device = "auto",
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
+    fail_on: FailOn = None,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Audit a checkpoint: broken, untrained and gradient-free parameters (no sample needed)."""
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model, load_baseline
 
     _check_choice("--format", format, ("text", "json"))
-    loaded = engine.load_model(
-        ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
-    )
-    base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
+    _check_choice("--fail-on", fail_on, ("error", "warning"))
+    _check_paths(baseline=baseline)
+    loaded = engine.load_model(ckpt, **opts.load_kwargs())
+    base = load_baseline(str(baseline), trust=opts.trust) if baseline else None
     result = audit_model(loaded, base, baseline_path=None if baseline is None else str(baseline))
+    findings = list(result.findings)
     if format == "json":
         out = result.to_json()
         out["config"] = loaded.info.to_json(loaded.config)
+        by_severity, by_kind = audit_counts(findings)
+        out["counts"] = {"total": len(findings), "severity": by_severity, "kind": by_kind}
         _emit(json.dumps(out, indent=2))
     else:
-        _emit(result.to_text())
+        _emit(f"{result.to_text()}\n{audit_summary(findings)}")
+    if _fails([f.severity for f in findings], fail_on):
+        raise typer.Exit(EXIT_FINDING)
 
 
 @app.command()
 @user_errors
+@shared_options(MODEL, SAMPLE)
 def diff(
     ckpt_a: Annotated[Path, typer.Argument(help="Checkpoint A (before).")],
     ckpt_b: Annotated[Path, typer.Argument(help="Checkpoint B (after).")],
     sample: SamplePath,
     format: Format = "text",
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    vocab_mappings: VocabMap = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    stopwords: Stopwords = None,
-    index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Two checkpoints' reports on one sample, side by side (before/after a fix)."""
     from fga_tui import engine
@@ -388,24 +582,17 @@ def diff(
     from fga_tui.diagnostics.report import diagnose
 
     _check_choice("--format", format, ("text", "json", "md"))
-    words = _stopwords(stopwords)
-    smp = engine.load_sample(sample, index=index, max_atoms=max_atoms)
+    words = opts.stopword_set()
+    smp = engine.load_sample(sample, index=opts.index, max_atoms=opts.max_atoms)
     reports = []
     graph = None  # the crystal graph depends on the sample only: build it once
     for ckpt in (ckpt_a, ckpt_b):
-        loaded = engine.load_model(
-            ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
-        )
-        prepared = engine.prepare_sample(
-            loaded,
-            smp,
-            tokens_path=tokens,
-            text_model=text_model,
-            vocab_mappings=vocab_mappings,
-            graph=graph,
-        )
+        loaded = engine.load_model(ckpt, **opts.load_kwargs())
+        prepared = engine.prepare_sample(loaded, smp, graph=graph, **opts.text_kwargs())
         graph = prepared.graph
-        reports.append(diagnose(loaded, prepared, stopwords=words).report)
+        reports.append(
+            diagnose(loaded, prepared, ablation=opts.interventions, stopwords=words).report
+        )
     a, b = reports
     if format == "json":
         _emit(json.dumps(diff_json(a, b), indent=2))
@@ -417,6 +604,7 @@ def diff(
 
 @app.command()
 @user_errors
+@shared_options(MODEL, TEXT, WORDS, INTERVENE, MAX_ATOMS)
 def scan(
     ckpt: Ckpt,
     data: Annotated[
@@ -433,7 +621,7 @@ def scan(
             help="Per-sample rows (JSONL, input order), journalled as they finish next to it.",
         ),
     ] = None,
-    format: Format = "text",
+    format: Annotated[str, typer.Option("--format", "-f", help="text | json | md")] = "text",
     fail_on: FailOn = None,
     resume: Annotated[
         bool,
@@ -463,36 +651,22 @@ def scan(
     ablations: Annotated[
         bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
     ] = False,
-    intervene: Annotated[
-        list[str] | None,
-        typer.Option("--intervene", help="Intervention (repeatable): no-fusion | fga-from=STAGE …"),
-    ] = None,
-    no_fusion: NoFusion = False,
-    fga_from: FgaFrom = None,
     attribution: Annotated[
         bool,
         typer.Option(
             "--attribution", help="Text reliance per sample (no-text, deletions; ~3x slower)."
         ),
     ] = False,
-    stopwords: Stopwords = None,
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    vocab_mappings: VocabMap = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    max_atoms: MaxAtoms = 1000,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing --out file (or its journal).")
     ] = False,
+    *,
+    opts: RunOptions,
 ) -> None:
     """Diagnose every sample of a dataset: per-sample JSONL rows and a dataset summary.
 
     Exit 1 with --fail-on when a row has a verdict of that severity or worse, or a row failed;
     exit 2 when no row succeeded. Under torchrun each rank scans a shard (see README)."""
-    from fga_tui.interventions import Interventions
     from fga_tui.scan import job as scan_job
 
     _check_choice("--format", format, ("text", "json", "md"))
@@ -505,21 +679,18 @@ def scan(
         return
     if resume and force:
         raise InputError("--resume", "and --force contradict each other")
-    interventions = Interventions.parse(intervene or [], no_fusion=no_fusion, fga_from=fga_from)
 
     def load(dev: str) -> Any:
         from fga_tui import engine
 
-        return engine.load_model(
-            ckpt, device=dev, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
-        )
+        return engine.load_model(ckpt, **{**opts.load_kwargs(), "device": dev})
 
     job = scan_job.ScanJob(
         ckpt=ckpt,
         data=data,
         out=out,
         load_model=load,
-        device=device,
+        device=opts.device,
         resume=resume,
         force=force,
         progress=progress,
@@ -527,13 +698,13 @@ def scan(
             "batch_size": batch_size,
             "workers": workers,
             "limit": limit,
-            "tokens_path": tokens,
-            "text_model": text_model,
-            "vocab_mappings": vocab_mappings,
+            "tokens_path": opts.tokens,
+            "text_model": opts.text_model,
+            "vocab_mappings": opts.vocab_mappings,
             "ablations": ablations,
-            "interventions": interventions,
-            "stopwords": _stopwords(stopwords),
-            "max_atoms": max_atoms,
+            "interventions": opts.interventions,
+            "stopwords": opts.stopword_set(),
+            "max_atoms": opts.max_atoms,
             "attribution": attribution,
         },
     )
@@ -569,6 +740,7 @@ def _scan_outcome(summary: Any, data: Path, format: str, fail_on: str | None, ch
 
 @app.command()
 @user_errors
+@shared_options(MODEL, TEXT, MAX_ATOMS, VIEW)
 def browse(
     ckpt: Ckpt,
     data: Annotated[
@@ -581,34 +753,20 @@ def browse(
             "--rows", help="Rows of a finished scan of DATA (scan --out). Default: scan now."
         ),
     ] = None,
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    max_atoms: MaxAtoms = 1000,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Samples per forward (scan without --rows).")
     ] = 16,
-    snapshot_dir: Annotated[
-        Path,
-        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
-    ] = Path("fga-snapshots"),
-    theme: Annotated[
-        str | None,
-        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
-    ] = None,
+    *,
+    opts: RunOptions,
+    view: ViewOptions,
 ) -> None:
     """The dataset screen: a scan's rows worst first, filter by verdict (f), Enter opens a row in
     the inspector, Escape comes back."""
-    _check_paths(ckpt=ckpt, sample=data, tokens=tokens)
-    if text_model is not None:
-        from fga_tui.text.encoders import check_text_model
+    from dataclasses import replace
 
-        check_text_model(text_model)
     from fga_tui.tui.dataset import ranked
 
+    _check_paths(ckpt=ckpt, sample=data)
     if rows is not None:
         from fga_tui.scan.journal import read_rows
 
@@ -618,40 +776,29 @@ def browse(
         from fga_tui import engine
         from fga_tui.scan import scan as run_scan
 
-        loaded = engine.load_model(
-            ckpt, device=device, trust=trust_checkpoint, fga_heads=fga_heads, cm_heads=cm_heads
-        )
+        loaded = engine.load_model(ckpt, **opts.load_kwargs())
         found: list[dict[str, Any]] = []
         run_scan(
             loaded,
             data,
             on_row=found.append,
             batch_size=batch_size,
-            tokens_path=tokens,
-            text_model=text_model,
-            max_atoms=max_atoms,
+            tokens_path=opts.tokens,
+            text_model=opts.text_model,
+            vocab_mappings=opts.vocab_mappings,
+            max_atoms=opts.max_atoms,
         )
         table = ranked(found)
         del loaded, found
     if not table:
         raise InputError(rows or data, "has no rows to browse")
     from fga_tui.tui.browse import BrowseApp
-    from fga_tui.tui.session import SessionOptions
 
-    options = SessionOptions(
-        checkpoint=ckpt,
-        sample=data,
-        index=table[0].position,  # the worst row is traced while the list is read
-        device=device,
-        tokens=tokens,
-        text_model=text_model,
-        trust=trust_checkpoint,
-        fga_heads=fga_heads,
-        cm_heads=cm_heads,
-        max_atoms=max_atoms,
-        snapshot_dir=snapshot_dir,
-    )
-    BrowseApp(options, theme=theme, rows=table, data=data).run()
+    # The worst row is traced while the list is read.
+    options = replace(session_options(ckpt, data, opts, view), index=table[0].position)
+    BrowseApp(
+        options, theme=view.theme, settings_path=view.settings_path, rows=table, data=data
+    ).run()
     from fga_tui.tui.session import running_steps
 
     if running_steps():
@@ -660,65 +807,43 @@ def browse(
         os._exit(0)
 
 
-@app.command("open")
-@user_errors
-def open_(
-    ckpt: Ckpt,
-    sample: SamplePath,
-    baseline: Baseline = None,
-    device: Device = "auto",
-    tokens: Tokens = None,
-    text_model: TextModel = None,
-    trust_checkpoint: Trust = False,
-    fga_heads: FgaHeads = None,
-    cm_heads: CmHeads = None,
-    no_fusion: NoFusion = False,
-    fga_from: FgaFrom = None,
-    index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
-    snapshot_dir: Annotated[
-        Path,
-        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
-    ] = Path("fga-snapshots"),
-    theme: Annotated[
-        str | None,
-        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
-    ] = None,
-    ablations: Annotated[
-        bool, typer.Option("--ablations/--no-ablations", help="Run cause-separating ablations.")
-    ] = True,
-) -> None:
-    """Open the interactive inspector (the default command: `fga-tui CKPT SAMPLE`)."""
-    # Obvious mistakes fail here, before the screen switches; problems inside the files are
-    # found by the worker and shown in the app.
-    _check_paths(ckpt=ckpt, sample=sample, tokens=tokens, baseline=baseline)
-    if text_model is not None:
-        from fga_tui.text.encoders import check_text_model
-
-        check_text_model(text_model)
-    if snapshot_dir.exists() and not snapshot_dir.is_dir():
-        raise InputError(snapshot_dir, "exists and is not a directory")
-    from fga_tui.trace import Ablation
-    from fga_tui.tui.app import FgaApp
+def session_options(
+    ckpt: Path,
+    sample: Path,
+    opts: RunOptions,
+    view: ViewOptions,
+    *,
+    baseline: Path | None = None,
+    ablations: bool = True,
+) -> Any:
+    """The TUI session's options: the very ``RunOptions`` every headless command gets."""
     from fga_tui.tui.session import SessionOptions
 
-    options = SessionOptions(
+    return SessionOptions(
         checkpoint=ckpt,
         sample=sample,
-        index=index,
-        device=device,
-        tokens=tokens,
-        text_model=text_model,
-        trust=trust_checkpoint,
-        fga_heads=fga_heads,
-        cm_heads=cm_heads,
+        index=opts.index,
+        device=opts.device,
+        tokens=opts.tokens,
+        text_model=opts.text_model,
+        vocab_mappings=opts.vocab_mappings,
+        stopwords=opts.stopwords,
+        trust=opts.trust,
+        fga_heads=opts.fga_heads,
+        cm_heads=opts.cm_heads,
         baseline=baseline,
-        max_atoms=max_atoms,
+        max_atoms=opts.max_atoms,
         run_ablations=ablations,
-        snapshot_dir=snapshot_dir,
-        ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
+        snapshot_dir=view.snapshot_dir,
+        ablation=opts.interventions,
     )
-    FgaApp(options, theme=theme).run()
+
+
+def _run_app(options: Any, view: ViewOptions) -> None:
+    """Run the inspector in this terminal until it quits."""
+    from fga_tui.tui.app import FgaApp
+
+    FgaApp(options, theme=view.theme, settings_path=view.settings_path).run()
     from fga_tui.tui.session import running_steps
 
     if running_steps():
@@ -729,22 +854,164 @@ def open_(
         os._exit(0)
 
 
+def _check_open(ckpt: Path, sample: Path, baseline: Path | None) -> None:
+    # Obvious mistakes fail here, before the screen switches; problems inside the files are
+    # found by the worker and shown in the app.
+    _check_paths(ckpt=ckpt, sample=sample, baseline=baseline)
+
+
+@app.command("open")
+@user_errors
+@shared_options(MODEL, SAMPLE, VIEW)
+def open_(
+    ckpt: Ckpt,
+    sample: SamplePath,
+    baseline: Baseline = None,
+    ablations: Ablations = True,
+    *,
+    opts: RunOptions,
+    view: ViewOptions,
+) -> None:
+    """Open the interactive inspector (the default command: `fga-tui CKPT SAMPLE`)."""
+    _check_open(ckpt, sample, baseline)
+    _run_app(
+        session_options(ckpt, sample, opts, view, baseline=baseline, ablations=ablations), view
+    )
+
+
+Host = Annotated[
+    str,
+    typer.Option("--host", help="Address to listen on; only this machine by default."),
+]
+Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url", help="URL the browser uses, when it differs (a proxy, another host)."
+    ),
+]
+
+
+def open_argv(
+    ckpt: Path,
+    sample: Path,
+    opts: RunOptions,
+    view: ViewOptions,
+    *,
+    baseline: Path | None = None,
+    ablations: bool = True,
+) -> list[str]:
+    """The ``fga-tui open`` arguments that reproduce these options (absolute paths), run by
+    textual-serve once per browser session."""
+
+    def absolute(path: Path) -> str:
+        return str(path.expanduser().resolve())
+
+    argv = ["open", absolute(ckpt), absolute(sample), "--device", opts.device]
+    argv += ["--index", str(opts.index), "--max-atoms", str(opts.max_atoms)]
+    for flag, path in (
+        ("--tokens", opts.tokens),
+        ("--text-model", opts.text_model),
+        ("--vocab-mappings", opts.vocab_mappings),
+        ("--baseline", baseline),
+    ):
+        if path is not None:
+            argv += [flag, absolute(path)]
+    if opts.stopwords is not None:
+        words = opts.stopwords
+        argv += ["--stopwords", words if words == "default" else absolute(Path(words))]
+    if opts.trust:
+        argv.append("--trust-checkpoint")
+    for flag, heads in (("--fga-heads", opts.fga_heads), ("--cm-heads", opts.cm_heads)):
+        if heads is not None:
+            argv += [flag, str(heads)]
+    for spec in opts.interventions.specs:
+        argv += ["--intervene", spec]
+    if not ablations:
+        argv.append("--no-ablations")
+    argv += ["--snapshot-dir", absolute(view.snapshot_dir)]
+    if view.theme is not None:
+        argv += ["--theme", view.theme]
+    return argv
+
+
+def _serve(argv: list[str], host: str, port: int, public_url: str | None, title: str) -> None:
+    """Serve ``fga-tui <argv>`` to browsers through textual-serve until Ctrl+C."""
+    import shlex
+    import socket
+
+    try:
+        from textual_serve.server import Server
+    except ImportError as exc:
+        raise InputError("serve", "needs textual-serve: pip install textual-serve") from exc
+    try:  # a taken port is a one-line error, not a traceback from inside aiohttp
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise InputError(f"{host}:{port}", f"cannot listen: {exc.strerror or exc}") from exc
+    command = shlex.join([sys.executable, "-m", "fga_tui", *argv])
+    local = host in ("127.0.0.1", "localhost", "::1")
+    url = public_url or f"http://{'localhost' if local else host}:{port}"
+    scope = (
+        "only this machine can connect"
+        if local
+        else "other machines can connect: anyone who can reach this port sees your data"
+    )
+    typer.echo(f"fga-tui: serving the inspector on {url} ({host}; {scope})", err=True)
+    if local:
+        typer.echo(
+            f"fga-tui: from a laptop: ssh -L {port}:localhost:{port} THIS_HOST, then open "
+            f"http://localhost:{port}",
+            err=True,
+        )
+    server = Server(command, host=host, port=port, title=title, public_url=url)
+    server.serve()
+
+
 @app.command()
 @user_errors
+@shared_options(MODEL, SAMPLE, VIEW)
+def serve(
+    ckpt: Ckpt,
+    sample: SamplePath,
+    baseline: Baseline = None,
+    ablations: Ablations = True,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    public_url: PublicUrl = None,
+    *,
+    opts: RunOptions,
+    view: ViewOptions,
+) -> None:
+    """The inspector in a web browser (textual-serve): same options as open; localhost only
+    unless --host says otherwise (reach it with ssh -L PORT:localhost:PORT)."""
+    _check_open(ckpt, sample, baseline)
+    argv = open_argv(ckpt, sample, opts, view, baseline=baseline, ablations=ablations)
+    _serve(argv, host, port, public_url, title=f"fga-tui {sample.name}")
+
+
+@app.command()
+@user_errors
+@shared_options(MODEL, WORDS, INTERVENE, VIEW)
 def demo(
     fixed: Annotated[
         bool,
-        typer.Option("--fixed", help="The checkpoint retrained with the remedy (diversity loss)."),
+        typer.Option(
+            "--fixed",
+            help="The checkpoint retrained with remedies 1, 2 and 4 (no fusion, fewer layers, "
+            "attention-diversity training).",
+        ),
     ] = False,
-    device: Device = "auto",
-    snapshot_dir: Annotated[
-        Path,
-        typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),
-    ] = Path("fga-snapshots"),
-    theme: Annotated[
-        str | None,
-        typer.Option("--theme", help="Textual theme, e.g. ansi-dark over plain SSH terminals."),
-    ] = None,
+    serve_: Annotated[
+        bool, typer.Option("--serve", help="Serve it to a web browser instead (see serve).")
+    ] = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    public_url: PublicUrl = None,
+    *,
+    opts: RunOptions,
+    view: ViewOptions,
 ) -> None:
     """Open the inspector offline on the bundled demo: a Ba4HfLi cell whose atoms all show the
     same top words (--fixed: the same data trained with the attention-diversity remedy)."""
@@ -756,10 +1023,16 @@ def demo(
     for path in (ckpt, sample):
         if not path.is_file():
             raise InputError(path, "bundled demo file missing (examples/train_demo.py --install)")
-    open_(ckpt, sample, device=device, snapshot_dir=snapshot_dir, theme=theme)
+    if serve_:
+        argv = open_argv(ckpt, sample, opts, view)
+        _serve(argv, host, port, public_url, title="fga-tui demo")
+        return
+    _run_app(session_options(ckpt, sample, opts, view), view)
 
 
-SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open", "browse"})
+SUBCOMMANDS = frozenset(
+    {"export", "report", "audit", "scan", "diff", "demo", "open", "serve", "browse"}
+)
 
 
 def main(argv: list[str] | None = None) -> None:

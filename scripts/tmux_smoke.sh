@@ -53,3 +53,50 @@ wait_for "Na_0 × Cl_1" 5      # the heat map shows the new stage
 tmux send-keys -t "$SESSION" q
 wait_for "FGA_EXIT=0" 15     # quit cleanly
 echo "ok: fga-tui opened, stepped a stage and quit in tmux"
+
+# 80x24, the smallest terminal it promises: the fixed demo, every legend whole.
+tmux kill-session -t "$SESSION" 2>/dev/null || true
+tmux new-session -d -s "$SESSION" -x 80 -y 24 \
+    "cd '$TMP' && FGA_TUI_CONFIG='$TMP/settings.toml' TEXTUAL_ANIMATIONS=none $FGA demo --fixed \
+     --device cpu --snapshot-dir '$TMP/snaps'; echo FGA_EXIT=\$?; sleep 60"
+wait_for "Ba_0" 120
+wait_for "verdicts" 5
+wait_for "HEALTHY" 10  # the remedy worked: the answer is on the first screen
+sleep 1
+SCREEN=$(screen)
+fail() {
+    echo "FAIL at 80x24: $1; screen was:"
+    echo "$SCREEN"
+    exit 1
+}
+# The heat-map legend: all seven glyphs, or the pointer to the help screen, never half of it.
+if echo "$SCREEN" | grep -qF "█≥.95"; then
+    for item in "▓≥.8" "▒≥.5" "░≥.15" "·≈0" "-<-.15" "=<-.5"; do
+        echo "$SCREEN" | grep -qF -- "$item" || fail "heat-map legend cut: no '$item'"
+    done
+else
+    echo "$SCREEN" | grep -qF "glyph legend: ? help" || fail "no heat-map legend at all"
+fi
+# The curve legend names all three curves on one line.
+LEGEND=$(echo "$SCREEN" | grep -F "• x-orbit" || true)
+[ -n "$LEGEND" ] || fail "no curve legend"
+for item in "+ MAD" "x eff"; do
+    echo "$LEGEND" | grep -qF -- "$item" || fail "curve legend cut: no '$item'"
+done
+# Help has the full glyph legend and the numbered remedies.
+tmux send-keys -t "$SESSION" "?"
+wait_for "fga-tui keys" 10
+tmux send-keys -t "$SESSION" End  # the help scrolls with the keyboard
+wait_for "6. enable fine-grained attention" 10
+for _ in 1 2 3 4; do
+    screen | grep -qF "heat-map glyphs: █≥.95" && break
+    tmux send-keys -t "$SESSION" PageUp
+    sleep 0.5
+done
+wait_for "heat-map glyphs: █≥.95" 5
+wait_for "=<-.5" 5
+tmux send-keys -t "$SESSION" q  # closes the help (Esc then q would read as Alt+q in tmux)
+wait_for "▶Ba_0   Ba" 10
+tmux send-keys -t "$SESSION" q
+wait_for "FGA_EXIT=0" 15
+echo "ok: at 80x24 the legends are whole"

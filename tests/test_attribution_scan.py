@@ -105,4 +105,8 @@ def test_diff_shows_text_reliance_and_grounding(fork_ckpt, nacl_json, nacl_token
     assert a == b and a == pytest.approx(0.760103, abs=1e-5)  # the fork fixture without text
     assert changes["grounding_mean"][0] == pytest.approx(0.501, abs=1e-3)
     text = invoke(*args).stdout
-    assert "without the text  A 0.760103   B 0.760103" in text
+    # diff's text is a table: label, then A's and B's columns.
+    row = next(line for line in text.splitlines() if line.strip().startswith("without the text"))
+    assert row.split()[-2:] == ["0.760103", "0.760103"], row
+    grounding = next(line for line in text.splitlines() if "grounding (mean)" in line)
+    assert grounding.split()[-2:] == ["0.501", "0.501"], grounding

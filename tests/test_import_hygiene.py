@@ -28,6 +28,8 @@ def test_headless_modules_never_import_textual():
         import sys
         import fga_tui.cli, fga_tui.engine, fga_tui.snapshot, fga_tui.trace
         import fga_tui.diagnostics.report, fga_tui.diagnostics.audit, fga_tui.diagnostics.words
+        import fga_tui.settings, fga_tui.options, fga_tui.diagnostics.remedies
+        import fga_tui.diagnostics.diff
         bad = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.")
                      or m.startswith("fga_tui.tui"))
         assert not bad, bad

@@ -191,28 +191,41 @@ async def test_fusion_ablation_reruns_and_marks_the_screen(session):
         await _ready(pilot)
         assert app.view.ablation == Ablation(no_fusion=True)
         assert "fusion.2" not in app.view.stages
-        assert "ABLATION no-fusion" in app.screen_text()
+        assert "INTERVENED: no-fusion" in app.screen_text()
         assert app.view.stages[app.cursor.stage] == "alignn.1"  # stage kept by name
         await pilot.press("f")
         await _ready(pilot)
         assert not app.view.ablation.active
-        assert "ABLATION" not in app.screen_text()
+        assert "INTERVENED" not in app.screen_text()
 
 
 async def test_attention_stage_picker_feeds_the_attention_from_a_stage(session):
-    from fga_tui.tui.screens.stage_picker import StagePickerScreen
+    from textual.widgets import OptionList
+
+    from fga_tui.tui.screens.stage_picker import DEFAULT, StagePickerScreen
 
     app = FgaApp(session=session)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
-        await pilot.press("right", "right")  # alignn.1
+        await pilot.press("right", "right")  # the cursor on alignn.1: not what feeds the attention
         await pilot.press("a")
         assert isinstance(app.screen, StagePickerScreen)
-        await pilot.press("enter")  # the current stage is highlighted
+        options = app.screen.query_one(OptionList)
+        # Opens on what feeds the attention now (no intervention: the default), and stops at
+        # the top instead of wrapping round to the last stage.
+        assert options.get_option_at_index(options.highlighted).id == DEFAULT
+        await pilot.press("up")
+        assert options.highlighted == 0
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        await pilot.press(*["down"] * ids.index("alignn.1"), "enter")
         await _ready(pilot)
         assert app.view.ablation == Ablation(fga_from="alignn.1")
         assert app.view.fga_input == "alignn.1"
         assert "fga-from=alignn.1" in app.screen_text()
+        await pilot.press("left", "left", "a")  # cursor on embed; the picker opens on alignn.1
+        options = app.screen.query_one(OptionList)
+        assert options.get_option_at_index(options.highlighted).id == "alignn.1"
+        await pilot.press("escape")
         app.feed_attention_from(None)
         await _ready(pilot)
         assert not app.view.ablation.active

@@ -104,11 +104,13 @@ def test_snapshot_module_never_imports_textual():
 
 def test_heatmap_reads_without_colour(monkeypatch):
     """NO_COLOR: values are glyphs or numbers, so the map still reads in monochrome."""
-    from fga_tui.tui.widgets.heatmap import LEGEND, fmt4, glyph
+    from fga_tui.tui.widgets.heatmap import LEGEND, fmt5, glyph
 
     assert [glyph(v) for v in (1.0, 0.9, 0.6, 0.3, 0.0, -0.3, -0.9)] == list("█▓▒░·-=")
     assert " ".join(LEGEND).count("≥") == 4
-    assert [fmt4(v) for v in (0.984, 1.0, -0.31, -1.0)] == ["0.98", "1.00", "-.31", "-1.0"]
+    cells = [fmt5(v) for v in (0.984, 1.0, -0.31, -1.0)]
+    assert cells == [" 0.98", " 1.00", "-0.31", "-1.00"]
+    assert {c.index(".") for c in cells} == {2}  # decimal points line up
 
 
 async def test_app_honours_no_color(monkeypatch):

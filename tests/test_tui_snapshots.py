@@ -80,3 +80,21 @@ def test_snapshot_help_screen_80x24(snap_compare, session):
         await pilot.pause(0.1)
 
     assert snap_compare(_app(session), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_verdicts_maximised_80x24(snap_compare, session):
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("5", "z")
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(session), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_intervention_picker_80x24(snap_compare, session):
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("right", "down", "down", "down", "down", "i")
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(session), terminal_size=(80, 24), run_before=run_before)

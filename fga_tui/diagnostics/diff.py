@@ -11,10 +11,21 @@ def _num(x: float | None, spec: str = ".3g") -> str:
     return "—" if x is None else format(x, spec)
 
 
+def stage_order(name: str) -> tuple[int, int, int]:
+    """Forward order of a stage name: embed, alignn.k (fusion.k right after it), gcn.k, fga."""
+    head, _, idx = name.partition(".")
+    k = int(idx) if idx.isdigit() else 0
+    rank = {"embed": (0, 0), "alignn": (1, 0), "fusion": (1, 1), "gcn": (2, 0), "fga": (3, 0)}
+    group, sub = rank.get(head, (4, 0))
+    return (group, k, sub)
+
+
 def _stage_pairs(a: Report, b: Report) -> list[tuple[str, Any, Any]]:
+    """Every stage of either report in forward order (one model may have stages the other
+    lacks: fusion, more layers), with each report's metrics or None."""
     ma = {m.name: m for m in a.stages}
     mb = {m.name: m for m in b.stages}
-    names = list(ma) + [n for n in mb if n not in ma]
+    names = sorted(dict.fromkeys([*ma, *mb]), key=stage_order)
     return [(n, ma.get(n), mb.get(n)) for n in names]
 
 
@@ -52,19 +63,47 @@ def _verdict_line(r: Report) -> str:
     return ", ".join(f"{v.severity.glyph} {v.code}" for v in r.verdicts) or "—"
 
 
+def _verdict_rows(a: Report, b: Report) -> list[tuple[str, str, str]]:
+    """(code, A's severity, B's severity) for every verdict code of either report, in order."""
+
+    def cells(r: Report) -> dict[str, str]:
+        out: dict[str, list[str]] = {}
+        for v in r.verdicts:
+            out.setdefault(v.code, []).append(str(getattr(v.severity, "value", v.severity)))
+        return {
+            code: sevs[0] + (f" ×{len(sevs)}" if len(sevs) > 1 else "")
+            for code, sevs in out.items()
+        }
+
+    ca, cb = cells(a), cells(b)
+    codes = list(dict.fromkeys([*ca, *cb]))
+    return [(c, ca.get(c, "—"), cb.get(c, "—")) for c in codes]
+
+
 def diff_text(a: Report, b: Report) -> str:
+    """Side by side in aligned columns: label, A, B."""
+    jsd_a = (a.attention or {}).get("cross_orbit_jsd")
+    jsd_b = (b.attention or {}).get("cross_orbit_jsd")
+    rows = [
+        ("prediction", f"{a.prediction:.6g}", f"{b.prediction:.6g}"),
+        ("x-orbit JSD (bits)", _num(jsd_a), _num(jsd_b)),
+        ("without the text", _num(_reliance(a), ".6g"), _num(_reliance(b), ".6g")),
+        ("grounding (mean)", _num(_grounding(a)), _num(_grounding(b))),
+    ]
+    vrows = _verdict_rows(a, b)
+    label_w = max(len(r[0]) for r in [*rows, *vrows, ("verdict", "", "")])
+    col_w = max(12, *(len(r[1]) for r in [*rows, *vrows]))
     out = [
         f"fga-tui diff — {a.sample['id']} ({a.sample['formula']}, {a.sample['num_atoms']} atoms)",
         f"  A: {a.checkpoint['path']}",
         f"  B: {b.checkpoint['path']}",
-        f"prediction        A {a.prediction:.6g}   B {b.prediction:.6g}",
-        f"attention x-orbit JSD  A {_num((a.attention or {}).get('cross_orbit_jsd'))}"
-        f"   B {_num((b.attention or {}).get('cross_orbit_jsd'))} (bits)",
-        f"without the text  A {_num(_reliance(a), '.6g')}   B {_num(_reliance(b), '.6g')}",
-        f"grounding (mean)  A {_num(_grounding(a))}   B {_num(_grounding(b))}",
         "",
-        f"verdicts A: {_verdict_line(a)}",
-        f"verdicts B: {_verdict_line(b)}",
+        f"  {'':<{label_w}}  {'A':<{col_w}}  B",
+    ]
+    out += [f"  {name:<{label_w}}  {x:<{col_w}}  {y}" for name, x, y in rows]
+    out += ["", f"  {'verdict':<{label_w}}  {'A':<{col_w}}  B"]
+    out += [f"  {code:<{label_w}}  {x:<{col_w}}  {y}" for code, x, y in vrows]
+    out += [
         "",
         f"  {'stage':<10} {'separation A':>13} {'separation B':>13} {'MAD A':>7} {'MAD B':>7}",
     ]
@@ -75,13 +114,15 @@ def diff_text(a: Report, b: Report) -> str:
             f"{_num(ma.mad if ma else None, '.3f'):>7} {_num(mb.mad if mb else None, '.3f'):>7}"
         )
     if a.top_words or b.top_words:
-        out += ["", "top words (A | B):"]
         wa = {e["atom"]: e["words"] for e in a.top_words}
         wb = {e["atom"]: e["words"] for e in b.top_words}
+        left = {atom: " ".join(w for w, _ in wa.get(atom, [])[:4]) or "—" for atom in a.labels}
+        atom_w = max(4, *(len(x) for x in a.labels))
+        left_w = max(len("top words A"), *(len(x) for x in left.values()))
+        out += ["", f"  {'atom':<{atom_w}}  {'top words A':<{left_w}} | top words B"]
         for atom in a.labels:
-            left = " ".join(w for w, _ in wa.get(atom, [])[:4]) or "—"
             right = " ".join(w for w, _ in wb.get(atom, [])[:4]) or "—"
-            out.append(f"  {atom:>8}: {left:<36} | {right}")
+            out.append(f"  {atom:<{atom_w}}  {left[atom]:<{left_w}} | {right}")
     return "\n".join(out)
 
 

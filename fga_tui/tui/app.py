@@ -34,6 +34,7 @@ from fga_tui.tui.messages import (
 )
 from fga_tui.tui.session import Request, Session, SessionOptions
 from fga_tui.tui.state import MODES, WORD_MODES, Cursor
+from fga_tui.tui.themes import CYCLE as THEMES
 from fga_tui.tui.widgets.atoms import HEADER, AtomList
 from fga_tui.tui.widgets.heatmap import Heatmap
 from fga_tui.tui.widgets.scrubber import CurvePlot, StageStrip
@@ -45,8 +46,15 @@ if TYPE_CHECKING:
     from fga_tui.trace import Ablation
     from fga_tui.tui.view import View
 
-THEMES = ("textual-dark", "textual-light", "ansi-dark", "ansi-light", "nord", "gruvbox")
 WIDE = 120
+#: Focusable panes in Tab order: (container id, the widget that takes focus, key).
+PANES = (
+    ("atoms-pane", "atoms", "1"),
+    ("heat-pane", "heatmap", "2"),
+    ("words-pane", "words", "3"),
+    ("scrub-pane", "strip", "4"),
+    ("verdict-pane", "verdicts", "5"),
+)
 
 
 class FgaApp(App[None]):
@@ -55,6 +63,7 @@ class FgaApp(App[None]):
     TITLE = "fga-tui"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusBar, #banner"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left,h", "step(-1)", "Stage", key_display="←", tooltip="previous stage"),
@@ -94,13 +103,50 @@ class FgaApp(App[None]):
             show=False,
             tooltip="words: attention → attribution → both (two bars per word)",
         ),
-        Binding("f", "toggle_fusion", "Fusion", tooltip="ablation: bypass middle fusion"),
+        Binding(
+            "i",
+            "pick_intervention",
+            "Intervene",
+            tooltip="interventions: no-fusion, fga-from, mean-ablate, patch, no-text, clear",
+        ),
+        Binding(
+            "f",
+            "toggle_fusion",
+            "Fusion",
+            show=False,
+            tooltip="intervention no-fusion: bypass middle fusion",
+        ),
         Binding(
             "a",
             "pick_attention_stage",
             "Attn from",
-            tooltip="ablation: pick the stage feeding the attention",
+            show=False,
+            tooltip="intervention: pick the stage feeding the attention (fga-from)",
         ),
+        Binding("tab", "app.focus_next", "Pane", show=False, tooltip="focus the next pane"),
+        Binding(
+            "shift+tab", "app.focus_previous", "Pane", show=False, tooltip="focus the previous pane"
+        ),
+        *[
+            Binding(
+                key,
+                f"focus_pane('{pid}')",
+                "Pane",
+                show=False,
+                tooltip="focus a pane: 1 atoms, 2 heat map, 3 words, 4 stages, 5 verdicts",
+            )
+            for pid, _, key in PANES
+        ],
+        Binding("pageup", "page(-1)", "Page", show=False, tooltip="focused pane: a page up / back"),
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Page",
+            show=False,
+            tooltip="focused pane: a page down / on (verdicts: also ↑ ↓ Home End)",
+        ),
+        Binding("z", "maximise", "Zoom", tooltip="maximise the focused pane (z or Esc restores)"),
+        Binding("escape", "restore", "Restore", show=False, tooltip="restore a maximised pane"),
         Binding("s", "snapshot", "Snap", tooltip="export a snapshot directory"),
         Binding("o", "open_sample", "Open", show=False, tooltip="open another sample"),
         Binding("n", "other_sample(1)", "Next", show=False, tooltip="next sample of the file"),
@@ -124,6 +170,7 @@ class FgaApp(App[None]):
         session: Session | None = None,
         theme: str | None = None,
         frozen_timings: str | None = None,
+        settings_path: Path | None = None,
     ) -> None:
         super().__init__()
         self._t0 = time.perf_counter()
@@ -146,11 +193,14 @@ class FgaApp(App[None]):
         self._shown: Request | None = None  # the one behind the view on screen
         self._stopwords: frozenset[str] | None = None
         self._initial_theme = theme
+        self.settings_path = settings_path  # where `t` remembers the theme (None: nowhere)
+        self._theme_note: Any = None
         self._title_cache: dict[str, tuple[str, str]] = {}
 
     # --- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="banner", markup=False)
         with Grid(id="body"):
             with Vertical(id="atoms-pane", classes="pane"):
                 yield Static(HEADER, id="atoms-header")
@@ -170,8 +220,17 @@ class FgaApp(App[None]):
     def on_mount(self) -> None:
         if self._initial_theme:
             self.theme = self._initial_theme
-        self.query_one("#verdicts", VerdictPanel).can_focus = False
-        self.query_one("#atoms", AtomList).can_focus = False
+        self.query_one("#atoms", AtomList).focus()
+        if self.session.options.stopwords is not None:
+            # --stopwords: the words pane starts without them, and `w` toggles that same list.
+            try:
+                words = self.session.stopword_set() or set()
+            except InputError as exc:
+                self.notify(exc.message, title="Stopwords", severity="warning")
+            else:
+                self._stopwords = frozenset(words)
+                self.query_one("#words", TopWords).stopwords = self._stopwords
+                self.cursor = self.cursor.with_(stopwords=True)
         self._titles()
         self._update_status()
         self._responsive()
@@ -359,7 +418,7 @@ class FgaApp(App[None]):
                 "",
             )
             if view.ablation.active:
-                titles["#scrub-pane"] = (f"stages · ABLATION {view.ablation.describe()}", "")
+                titles["#scrub-pane"] = (f"stages · INTERVENED {view.ablation.describe()}", "")
             counts: dict[str, int] = {}
             for v in view.verdicts:
                 counts[v.severity] = counts.get(v.severity, 0) + 1
@@ -375,6 +434,8 @@ class FgaApp(App[None]):
                 pane.border_title = title
                 pane.border_subtitle = subtitle
         ablation = view is not None and view.ablation.active
+        if ablation and view is not None:
+            self.query_one("#banner", Static).update(banner_text(view.ablation.describe()))
         if self.screen.has_class("-ablation") != ablation:
             self.screen.set_class(ablation, "-ablation")
 
@@ -413,6 +474,9 @@ class FgaApp(App[None]):
         if new == old:
             return
         self.cursor = new
+        if self.error is not None and self.busy is None:
+            self.error = None  # a failed request's message stays only until the next action
+            self._update_status()
         atoms = self.query_one("#atoms", AtomList)
         heat = self.query_one("#heatmap", Heatmap)
         words = self.query_one("#words", TopWords)
@@ -457,6 +521,56 @@ class FgaApp(App[None]):
         if self.view is not None:
             groups = len(self.view.groups)
             self._move(column=min(max(0, self.cursor.column + delta), groups - 1))
+
+    # --- actions: panes -----------------------------------------------------------------------
+
+    def action_focus_pane(self, pane: str) -> None:
+        for pane_id, widget_id, _ in PANES:
+            if pane_id == pane:
+                if self.screen.maximized is not None:
+                    self.screen.minimize()
+                self.query_one(f"#{widget_id}").focus()
+
+    def focused_pane(self) -> str | None:
+        """The id of the pane holding the focus (None when a modal or nothing has it)."""
+        focused = self.focused
+        while focused is not None:
+            if focused.id in {p for p, _, _ in PANES}:
+                return focused.id
+            focused = focused.parent  # type: ignore[assignment]
+        return None
+
+    def action_page(self, delta: int) -> None:
+        """Page through the focused pane: atoms and heat-map rows, ranked words, stages."""
+        pane = self.focused_pane()
+        view = self.view
+        if view is None or pane is None:
+            return
+        if pane in ("atoms-pane", "heat-pane"):
+            widget = self.query_one("#atoms" if pane == "atoms-pane" else "#heatmap")
+            page = max(1, widget.size.height - (3 if pane == "heat-pane" else 0))
+            self.action_atom(delta * page)
+        elif pane == "words-pane":
+            self.query_one("#words", TopWords).scroll_words(delta)
+        elif pane == "scrub-pane":
+            self.action_step(delta * 5)
+        else:
+            verdicts = self.query_one("#verdicts", VerdictPanel)
+            (verdicts.scroll_page_down if delta > 0 else verdicts.scroll_page_up)(animate=False)
+
+    def action_maximise(self) -> None:
+        """Give the focused pane the whole screen (again: back to every pane)."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        pane = self.focused_pane()
+        if pane is not None:
+            screen.maximized = self.query_one(f"#{pane}")
+
+    def action_restore(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
 
     def action_cycle_mode(self) -> None:
         self._move(mode=MODES[(MODES.index(self.cursor.mode) + 1) % len(MODES)])
@@ -526,9 +640,9 @@ class FgaApp(App[None]):
             self.notify("this checkpoint has no fine-grained attention", severity="warning")
             return
         choices = list(view.input_choices) or [s for s in view.stages if s != "fga"]
-        here = view.stages[self.cursor.stage]
-        highlight = here if here in choices else view.fga_input
-        self.push_screen(StagePickerScreen(choices, view.fga_input, highlight), self._picked_stage)
+        # Open on what feeds the attention now: the fga-from stage, or the model's own input.
+        active = self._current_ablation().fga_from
+        self.push_screen(StagePickerScreen(choices, view.fga_input, active), self._picked_stage)
 
     def _picked_stage(self, choice: str | None) -> None:
         from fga_tui.tui.screens.stage_picker import DEFAULT
@@ -547,6 +661,48 @@ class FgaApp(App[None]):
         from fga_tui.trace import Ablation
 
         self.set_ablation(Ablation())
+
+    def picker_context(self) -> Any:
+        """What the intervention picker offers here: the cursor's stage and atom."""
+        from fga_tui.tui.screens.interventions import PickerContext
+
+        view = self.view
+        assert view is not None
+        atom = self.cursor.atom
+        orbit = view.orbit_of[atom]
+        source = next(
+            (i for i in range(view.num_atoms) if view.orbit_of[i] != orbit),
+            (atom + 1) % view.num_atoms,
+        )
+        return PickerContext(
+            current=self._current_ablation(),
+            stage=view.stages[self.cursor.stage],
+            atom=view.labels[atom],
+            source=view.labels[source],
+            has_fusion=view.has_fusion,
+            has_text=bool(view.tokens),
+        )
+
+    def action_pick_intervention(self) -> None:
+        from fga_tui.tui.screens.interventions import InterventionScreen
+
+        if self.view is None:
+            self.notify("wait for the first trace", severity="warning")
+            return
+        self.push_screen(InterventionScreen(self.picker_context()), self._picked_intervention)
+
+    def _picked_intervention(self, chosen: Ablation | None) -> None:
+        if chosen is not None and chosen != self._current_ablation():
+            self.set_ablation(chosen)
+
+    def intervene(self, spec: str) -> None:
+        """Add one spec (the command palette's shortcuts); a bad one is a warning toast."""
+        from fga_tui.tui.screens.interventions import apply_choice
+
+        try:
+            self.set_ablation(apply_choice(self._current_ablation(), spec))
+        except InputError as exc:
+            self.notify(exc.reason, title="Not an intervention", severity="warning")
 
     def action_open_sample(self) -> None:
         from fga_tui.tui.screens.open_sample import OpenSampleScreen
@@ -609,9 +765,25 @@ class FgaApp(App[None]):
         self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
 
     def action_cycle_theme(self) -> None:
+        from textual.notifications import Notification, Notify
+
         current = self.theme if self.theme in THEMES else THEMES[-1]
         self.theme = THEMES[(THEMES.index(current) + 1) % len(THEMES)]
-        self.notify(f"theme: {self.theme}", timeout=2)
+        message = f"theme: {self.theme}"
+        if self.settings_path is not None:
+            from fga_tui.settings import save_setting
+
+            try:
+                save_setting("theme", self.theme, self.settings_path)
+                message += " (remembered)"
+            except InputError as exc:
+                message += f" (not remembered: {exc.reason})"
+        # One toast for the theme, replaced on each press instead of stacking.
+        old = self._theme_note
+        if old is not None and old in self._notifications:
+            self._unnotify(old)
+        self._theme_note = Notification(message, "", "information", 2)
+        self.post_message(Notify(self._theme_note))
 
     def action_quit(self) -> None:  # type: ignore[override]
         """Quit now, even mid-trace: the engine step is abandoned, not awaited."""
@@ -643,6 +815,11 @@ class FgaApp(App[None]):
 
         yield from super().get_system_commands(screen)
         yield from app_commands(self)
+
+
+def banner_text(described: str) -> str:
+    """The screen's first line under an intervention: what is changed, and what it means."""
+    return f" INTERVENED: {described} · not the model as trained · i: change or clear"
 
 
 def default_column(view: View) -> int:

@@ -40,8 +40,12 @@ class BrowseApp(FgaApp):
         self.push_screen(SCREEN, self._row_chosen)
 
     def action_dataset(self) -> None:
-        if self.screen is not self.dataset:
-            self.push_screen(SCREEN, self._row_chosen)
+        if self.screen is self.dataset:
+            return
+        if self.screen.maximized is not None:
+            self.action_restore()  # Escape first restores a maximised pane, as in the inspector
+            return
+        self.push_screen(SCREEN, self._row_chosen)
 
     def _row_chosen(self, position: int | None) -> None:
         if position is None:

@@ -45,7 +45,14 @@ def app_commands(app: FgaApp) -> Iterator[SystemCommand]:
             "a: re-run feeding the attention from a stage",
             app.action_pick_attention_stage,
         ),
-        ("Clear ablations", "re-run the model as trained", app.action_clear_ablation),
+        (
+            "Interventions…",
+            "i: no-fusion, fga-from, mean-ablate, patch, no-text, clear",
+            app.action_pick_intervention,
+        ),
+        ("Clear all interventions", "re-run the model as trained", app.action_clear_ablation),
+        ("Focus next pane", "Tab (shift+Tab: previous; 1-5: a pane)", app.action_focus_next),
+        ("Maximise the focused pane", "z: again or Esc restores", app.action_maximise),
         (
             "Export snapshot",
             "s: trace.npz, report.json, report.md, screen.svg",
@@ -64,6 +71,24 @@ def app_commands(app: FgaApp) -> Iterator[SystemCommand]:
     for title, help_text, callback in entries:
         yield SystemCommand(title, help_text, callback)
     view = app.view
+    if view is not None:
+        stage = view.stages[app.cursor.stage]
+        ctx = app.picker_context()
+        shortcuts = [("Intervene: no-text", "the text carries no information", "no-text")]
+        shortcuts.append(
+            (
+                f"Intervene: mean-ablate at {stage}",
+                "every atom's features at the cursor's stage replaced by their mean",
+                f"mean-ablate={stage}",
+            )
+        )
+        for title, help_text, spec in shortcuts:
+            yield SystemCommand(title, help_text, partial(app.intervene, spec))
+        yield SystemCommand(
+            f"Intervene: patch {ctx.atom} at {stage}…",
+            f"{ctx.atom} reads like another atom (picker, editable)",
+            app.action_pick_intervention,
+        )
     if view is not None and view.attention is not None:
         for stage in view.input_choices:
             yield SystemCommand(

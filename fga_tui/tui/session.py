@@ -64,6 +64,8 @@ class SessionOptions:
     device: str = "auto"
     tokens: Path | None = None
     text_model: Path | None = None
+    vocab_mappings: Path | None = None
+    stopwords: str | None = None  # None | "default" | a word-list file (as --stopwords)
     trust: bool = False
     fga_heads: int | None = None
     cm_heads: int | None = None
@@ -153,6 +155,15 @@ class Session:
         self.last_traceback: str | None = None
         self._lock = threading.Lock()
         self._load_s: float | None = None
+
+    def stopword_set(self) -> set[str] | None:
+        """The ``--stopwords`` list the diagnosis drops from top words (None: keep all)."""
+        spec = self.options.stopwords
+        if spec is None:
+            return None
+        from fga_tui.diagnostics.words import load_stopwords
+
+        return set(load_stopwords(None if spec == "default" else spec))
 
     def next_generation(self) -> int:
         """A new request id; results carrying an older one are stale."""
@@ -301,6 +312,7 @@ class Session:
                     sample,
                     tokens_path=opts.tokens if initial else None,
                     text_model=opts.text_model,
+                    vocab_mappings=opts.vocab_mappings,
                 )
 
             prepared, timings["prepare"] = self._step(generation, 1, post, cancelled, prepare)
@@ -327,6 +339,7 @@ class Session:
                 baseline_path=None if opts.baseline is None else str(opts.baseline),
                 run_ablations=opts.run_ablations,
                 audit=opts.audit,
+                stopwords=self.stopword_set(),
                 trace=traced,
                 audit_result=self.audit_result,
                 attribution=False,  # computed after the view is on screen (``_attribute``)

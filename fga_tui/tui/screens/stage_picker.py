@@ -11,11 +11,28 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from fga_tui.diagnostics.remedies import ref
+
 DEFAULT = "__default__"
 
 
+class StageList(OptionList):
+    """An option list whose cursor stops at the ends instead of wrapping round: over a slow
+    link, a held key must not jump from the last stage back to the first."""
+
+    def action_cursor_down(self) -> None:
+        if self.highlighted is None or self.highlighted < self.option_count - 1:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.highlighted is None or self.highlighted > 0:
+            super().action_cursor_up()
+
+
 class StagePickerScreen(ModalScreen[str | None]):
-    """Dismisses with a stage name, ``DEFAULT`` (no ablation) or None (cancelled)."""
+    """Dismisses with a stage name, ``DEFAULT`` (no ablation) or None (cancelled).
+
+    It opens on ``highlight``: the stage that feeds the attention now (None: the default)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=False)]
 
@@ -39,19 +56,18 @@ class StagePickerScreen(ModalScreen[str | None]):
             box.border_title = "Feed the attention from… (Enter picks, Esc cancels)"
             yield Static(
                 "The model's own input stage is the default; an earlier stage means "
-                "fewer GNN layers before the attention (remedy 2)."
+                f"fewer GNN layers before the attention ({ref(2)})."
             )
             options = [Option("default (no ablation)", id=DEFAULT)]
             for stage in self._stages:
                 mark = "  ◆ current" if stage == self._current else ""
                 options.append(Option(f"{stage}{mark}", id=stage))
-            yield OptionList(*options, id="stage-options")
+            yield StageList(*options, id="stage-options")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
         ids = [DEFAULT, *self._stages]
-        if self._highlight in ids:
-            options.highlighted = ids.index(self._highlight)
+        options.highlighted = ids.index(self._highlight) if self._highlight in ids else 0
         options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -12,17 +12,26 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fga_tui.tui.state import Cursor
+from fga_tui.tui.widgets.words import fit
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
 HEADER = f" {'atom':<6} {'el':<2} {'orb':>3} {'CN':>2} {'‖x‖':>5} {'gr':>4}"
+
+
+def norm_text(norm: float) -> str:
+    """A feature norm in 5 characters with the decimal points of a column aligned."""
+    if norm != norm:  # NaN
+        return f"{'?':>5}"
+    return f"{norm:>5.2f}" if abs(norm) < 100 else f"{norm:>5.0f}" if abs(norm) < 1e5 else " ≥1e5"
 
 
 def atom_row(view: View, cursor: Cursor, i: int) -> str:
@@ -34,8 +43,8 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     g = None if view.grounding is None else float(view.grounding[i])
     ground = "   –" if g is None or g != g else f"{g:4.2f}"  # g != g: NaN
     return (
-        f" {view.labels[i]:<6.6} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
-        f"{cn:>2} {norm:>5.3g} {ground}"
+        f" {fit(view.labels[i], 6)} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+        f"{cn:>2} {norm_text(norm)} {ground}"
     )
 
 
@@ -46,6 +55,18 @@ class AtomList(ScrollView, can_focus=True):
     AtomList { height: 1fr; scrollbar-size-vertical: 1; }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {"atoms--cursor", "atoms--orbit-end"}
+    # Focused, the list keeps the app's meaning of the arrows (↑↓ select an atom, ←→ step
+    # stages) instead of a scroll view's; selecting scrolls the list. PgUp/PgDn page (app).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "app.atom(-1)", show=False),
+        Binding("down", "app.atom(1)", show=False),
+        Binding("left", "app.step(-1)", show=False),
+        Binding("right", "app.step(1)", show=False),
+        Binding("home", "app.jump(0)", show=False),
+        Binding("end", "app.jump(-1)", show=False),
+        Binding("pageup", "app.page(-1)", show=False),
+        Binding("pagedown", "app.page(1)", show=False),
+    ]
 
     class Clicked(Message):
         """An atom row was clicked."""

@@ -1,6 +1,7 @@
 """Correlation heat map of the current stage: numbers or glyphs, never colour alone.
 
-Cells show the value as a number when there is room ("0.98", "-.31") and otherwise as a glyph
+Cells show the value as a number when there is room (" 0.98", "-0.31", decimal points
+aligned) and otherwise as a glyph
 whose density encodes it (legend below the map), so the map reads in 256 colours, in the ansi
 themes and under NO_COLOR. Atoms are ordered by symmetry orbit with separators between orbits
 (a rule line when there is room, an underlined last row otherwise). Large structures arrive
@@ -22,6 +23,7 @@ from textual.message import Message
 from fga_tui.tui.state import Cursor
 from fga_tui.tui.widgets.cached import CachedLines
 from fga_tui.tui.widgets.scrubber import short_stage
+from fga_tui.tui.widgets.words import fit
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -37,7 +39,25 @@ LEVELS = (
     (-math.inf, "="),
 )
 LEGEND = ("█≥.95 ▓≥.8 ▒≥.5 ░≥.15", "·≈0 -<-.15 =<-.5")
+#: The legend's items, highest first; wrapped to the pane's width (or into the help screen).
+LEGEND_ITEMS = tuple(" ".join(LEGEND).split())
+LEGEND_HINT = "glyph legend: ? help"
 COLOUR_LEGEND = "colour: −1 blue, 0 grey, +1 red"
+#: Characters per numeric cell: a separator and ``fmt5``'s five.
+NUMBER_CELL = 6
+
+
+def wrap_items(items: tuple[str, ...], width: int) -> list[str]:
+    """Items joined by spaces into lines of at most ``width`` (an item is never split)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + 1 + len(item) <= width:
+            lines[-1] += " " + item
+        else:
+            lines.append(item)
+    return lines
+
+
 #: ANSI colour per level (for the ansi themes: the terminal's own palette).
 ANSI_COLORS = ("magenta", "red", "bright_red", "yellow", "bright_black", "cyan", "blue")
 NEG = (59, 96, 220)
@@ -59,15 +79,11 @@ def glyph(value: float) -> str:
     return "?" if math.isnan(value) else LEVELS[level(value)][1]
 
 
-def fmt4(value: float) -> str:
-    """A value in [-1, 1] in four characters: ``0.98``, ``1.00``, ``-.31``, ``-1.0``."""
+def fmt5(value: float) -> str:
+    """A value in [-1, 1] in five characters, decimal points aligned: `` 0.98``, ``-1.00``."""
     if math.isnan(value):
-        return "   ?"
-    if value >= 0:
-        return f"{min(value, 9.99):.2f}"
-    if value <= -0.995:
-        return "-1.0"
-    return "-" + f"{-value:.2f}"[1:]
+        return "    ?"
+    return f"{max(-9.99, min(value, 9.99)):5.2f}"
 
 
 def rgb(value: float) -> tuple[int, int, int]:
@@ -102,7 +118,7 @@ def _cell_style(q: int, ansi: bool, background: bool) -> Style:
 class Layout:
     """How the visible part of the map is laid out (kept for mouse hit-testing)."""
 
-    cell: int  # characters per cell: 5 (number), 2 or 1 (glyph)
+    cell: int  # characters per cell: NUMBER_CELL (number), 2 or 1 (glyph)
     label: int
     rows: tuple[int, ...]  # group index per screen row (-1 = separator row)
     cols: tuple[int, ...]  # group index per screen column after the label (-1 = separator)
@@ -115,11 +131,11 @@ def choose_layout(view: View, cursor_row: int, cursor_col: int, width: int, heig
     seps = sorted(view.separators)
     label = min(max((len(n) for n in view.group_names), default=1), 9) + 1
     rows_avail = max(1, height - 3)  # column header, readout, legend
-    for cell in (5, 2, 1):
-        need_w = label + G * cell + (len(seps) if cell < 5 else 0)
+    for cell in (NUMBER_CELL, 2, 1):
+        need_w = label + G * cell + (len(seps) if cell < NUMBER_CELL else 0)
         if need_w <= width and rows_avail >= G:
             break
-    full_w = label + G * cell + (len(seps) if cell < 5 else 0) <= width
+    full_w = label + G * cell + (len(seps) if cell < NUMBER_CELL else 0) <= width
     full_h = rows_avail >= G
     # Columns: a window around the cursor when they do not all fit.
     if full_w:
@@ -129,7 +145,7 @@ def choose_layout(view: View, cursor_row: int, cursor_col: int, width: int, heig
         c0 = min(max(0, cursor_col - nc // 2), max(0, G - nc))
     cols: list[int] = []
     for g in range(c0, c0 + nc):
-        if cell < 5 and g in view.separators and g != c0 and full_w:
+        if cell < NUMBER_CELL and g in view.separators and g != c0 and full_w:
             cols.append(-1)
         cols.extend([g] * cell)
     # Rows: rule lines between orbits when they fit too.
@@ -147,7 +163,7 @@ def choose_layout(view: View, cursor_row: int, cursor_col: int, width: int, heig
     return Layout(cell, label, tuple(rows), tuple(cols), header=height >= 4)
 
 
-class Heatmap(CachedLines, can_focus=False):
+class Heatmap(CachedLines, can_focus=True):
     """N×N (or orbit×orbit) similarity at the current stage, with a highlighted cell."""
 
     DEFAULT_CSS = """
@@ -217,15 +233,16 @@ class Heatmap(CachedLines, can_focus=False):
         accent = Style(bold=True, underline=True)
         cursor_style = Style(reverse=True, bold=True)
         distinct = list(dict.fromkeys(c for c in layout.cols if c >= 0))
-        row_w = layout.label + (5 * len(distinct) if layout.cell == 5 else len(layout.cols))
+        numeric = layout.cell == NUMBER_CELL
+        row_w = layout.label + (NUMBER_CELL * len(distinct) if numeric else len(layout.cols))
         if layout.header:
             stage = short_stage(view.stages[self._cursor.stage])
             out.append(f"{stage:<{layout.label}.{layout.label - 1}}", Style(italic=True))
-            if layout.cell == 5:
+            if numeric:
                 for g in distinct:
                     name = view.group_names[g]
-                    head = name if len(name) <= 4 else str(g)
-                    out.append(f" {head:>4.4}", accent if g == col else Style(dim=True))
+                    head = name if len(name) <= NUMBER_CELL - 1 else str(g)
+                    out.append(f" {head:>5.5}", accent if g == col else Style(dim=True))
             else:
                 for c in layout.cols:
                     out.append("▼" if c == col else " ", accent if c == col else Style())
@@ -241,15 +258,15 @@ class Heatmap(CachedLines, can_focus=False):
             style = Style(bold=True, reverse=True) if r == row else Style()
             if underline_last and r in last_in_orbit:
                 style += Style(underline=True)
-            out.append(f"{name:<{layout.label - 1}.{layout.label - 1}}", style)
+            out.append(fit(name, layout.label - 1), style)
             out.append(" ")
-            if layout.cell == 5:
+            if numeric:
                 for c in distinct:
                     v = float(M[r, c])
                     sep = "│" if c in view.separators else " "
                     out.append(sep, Style(dim=True))
                     st = cell_style(v, ansi=self.ansi, background=True)
-                    out.append(fmt4(v), cursor_style if (r, c) == (row, col) else st)
+                    out.append(fmt5(v), cursor_style if (r, c) == (row, col) else st)
             else:
                 prev = None
                 for c in layout.cols:
@@ -268,14 +285,18 @@ class Heatmap(CachedLines, can_focus=False):
                     out.append(ch, st)
                     prev = c
             out.append("\n")
-        out.append(self.readout()[:width], Style(bold=True))
+        readout = self.readout()
+        if len(readout) > width:  # drop the "(self)" / "(block mean)" note before cutting
+            readout = readout.split(" (")[0]
+        out.append(fit(readout, width).rstrip(), Style(bold=True))
         spare = height - len(layout.rows) - (2 if layout.header else 1)
-        if layout.cell == 5:
-            legend = [COLOUR_LEGEND] if spare >= 1 else []
-        elif spare >= 2 and len(" ".join(LEGEND)) > width:
-            legend = list(LEGEND)
+        if numeric:
+            legend = [COLOUR_LEGEND] if spare >= 1 and len(COLOUR_LEGEND) <= width else []
         else:
-            legend = [" ".join(LEGEND)] if spare >= 1 else []
+            # The whole legend or a pointer to it (the help screen has it): never half of it.
+            legend = wrap_items(LEGEND_ITEMS, width)
+            if len(legend) > spare or any(len(line) > width for line in legend):
+                legend = [LEGEND_HINT] if spare >= 1 and len(LEGEND_HINT) <= width else []
         for line in legend:
             out.append("\n")
             out.append(line, Style(dim=True))
@@ -290,9 +311,9 @@ class Heatmap(CachedLines, can_focus=False):
         if not (0 <= y < len(layout.rows)) or x < 0:
             return
         r = layout.rows[y]
-        if layout.cell == 5:
+        if layout.cell == NUMBER_CELL:
             distinct = list(dict.fromkeys(c for c in layout.cols if c >= 0))
-            idx = x // 5
+            idx = x // NUMBER_CELL
             c = distinct[idx] if idx < len(distinct) else -1
         else:
             c = layout.cols[x] if x < len(layout.cols) else -1

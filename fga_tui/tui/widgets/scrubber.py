@@ -54,7 +54,7 @@ def stage_values(view: View, stage: int) -> str:
     )
 
 
-class StageStrip(CachedLines):
+class StageStrip(CachedLines, can_focus=True):
     """Two lines: the stage chips (current reversed, attention input marked ◆) and the numbers."""
 
     DEFAULT_CSS = """
@@ -149,14 +149,42 @@ def build_plot(view: View, stage: int, width: int, height: int) -> str:
     return fig.build().string()
 
 
-def legend_text(view: View, wide: bool) -> Text:
-    out = Text(no_wrap=True, overflow="crop")
-    if wide:
-        return out
-    for k, key in enumerate(view.curves):
-        out.append(f"{MARKERS[k]} {view.curve_labels[key]}  ")
-    out.append("(each scaled to its range)", Style(dim=True))
-    return out
+#: Shorter curve names for narrow panes.
+SHORT_LABELS = {"xorbit": "x-orbit corr", "mad": "MAD", "erank": "eff. rank"}
+TWO_ORBITS = "2 orbits: x-orbit corr ≈ −1 by construction"
+SCALED = "(each scaled to its range)"
+
+
+def legend_items(view: View, width: int) -> list[tuple[str, Style]]:
+    """The curve legend's items: long names when they fit on one line, short ones otherwise.
+
+    With exactly two orbits of identical atoms, centring over the atoms leaves the two orbits'
+    features anti-parallel, so the cross-orbit centred correlation is −1 at every stage: the
+    legend says so rather than let a flat −1 look like a finding.
+    """
+    notes: list[tuple[str, Style]] = []
+    if len(view.orbits) == 2:
+        notes.append((TWO_ORBITS, Style(italic=True)))
+    notes.append((SCALED, Style(dim=True)))
+    for labels in (view.curve_labels, SHORT_LABELS):
+        items = [
+            (f"{MARKERS[k]} {labels.get(key, key)}", Style()) for k, key in enumerate(view.curves)
+        ]
+        if sum(len(t) + 2 for t, _ in items) <= width:
+            break
+    return items + notes
+
+
+def legend_lines(view: View, width: int) -> list[Text]:
+    """The legend wrapped to ``width`` (an item is never cut)."""
+    lines: list[Text] = []
+    for text, style in legend_items(view, width):
+        if lines and lines[-1].cell_len + 2 + len(text) <= width:
+            lines[-1].append("  ")
+            lines[-1].append(text, style)
+        else:
+            lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+    return lines
 
 
 class CurvePlot(Widget):
@@ -197,12 +225,23 @@ class CurvePlot(Widget):
         assert self._view is not None
         width, height = self.size.width, self.size.height
         wide = width >= WIDE_PLOT
-        plot_h = height if wide else height - 1
+        if wide:  # each curve has its own titled plot; only the caveat needs a line
+            two = len(self._view.orbits) == 2
+            legend = [Text(TWO_ORBITS, style=Style(italic=True), no_wrap=True)] if two else []
+        else:
+            legend = legend_lines(self._view, width)
+        if len(legend) > 1 and height - len(legend) < 6:
+            # A short pane keeps the curve names and the two-orbit caveat; "each scaled to
+            # its range" is in ? help.
+            legend = [line for line in legend if line.plain != SCALED][:2]
+            if len(legend) > 1 and TWO_ORBITS not in legend[1].plain:
+                legend = legend[:1]
+        plot_h = height - len(legend)
         text = Text.from_ansi(
             build_plot(self._view, stage, width, max(3, plot_h)), no_wrap=True, overflow="crop"
         )
-        if not wide:
-            text = Text("\n", no_wrap=True).join([legend_text(self._view, wide), text])
+        if legend:
+            text = Text("\n", no_wrap=True).join([*legend, text])
         base = self.rich_style
         strips = [
             s.crop_extend(0, width, base) for s in text_to_strips(text, self.app.console, base)

@@ -36,14 +36,14 @@ def status_text(
         out.append(f" ⟳ {busy} ", Style(reverse=True, bold=True))
         out.append(" ")
     if error:
-        out.append(f" ✖ {error} ", Style(bold=True, color="red"))
+        out.append(f" ✖ {error} ", Style(bold=True, reverse=True))
         out.append(" ")
     if view is None:
         if not busy and not error:
             out.append("starting…", Style(dim=True))
         return out
     if view.ablation.active:
-        out.append(f" ABLATION {view.ablation.describe()} ", Style(reverse=True, bold=True))
+        out.append(f" INTERVENED {view.ablation.describe()} ", Style(reverse=True, bold=True))
         out.append(" ")
     count = "?" if sample_count is None else str(sample_count)
     out.append(f"{view.formula}", Style(bold=True))
@@ -67,5 +67,7 @@ class StatusBar(Static):
     """One line at the bottom, above the key footer."""
 
     DEFAULT_CSS = """
-    StatusBar { text-wrap: nowrap; text-overflow: clip; height: 1; width: 1fr; background: $panel; }
+    StatusBar {
+        text-wrap: nowrap; text-overflow: ellipsis; height: 1; width: 1fr; background: $panel;
+    }
     """

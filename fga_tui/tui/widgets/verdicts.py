@@ -3,10 +3,11 @@ and numbers it rests on, and the remedy; then the ablations that were run and th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -15,7 +16,15 @@ from fga_tui.diagnostics.severity import Severity
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
-SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
+#: The severity word is never colour alone: reverse video for errors, bold for warnings, in the
+#: default foreground (a coloured word turns dark grey on black under NO_COLOR); the glyph
+#: (✖ ▲ ●) carries the colour where there is one.
+SEVERITY_STYLE = {
+    "error": Style(bold=True, reverse=True),
+    "warning": Style(bold=True),
+    "info": Style(bold=True),
+}
+GLYPH_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
 MAX_AUDIT_LINES = 12
 
 
@@ -43,9 +52,11 @@ def verdict_text(view: View) -> Text:
             f"UNDER INTERVENTION {view.ablation.describe()} — not the model as trained\n",
             Style(bold=True, reverse=True),
         )
-    for v in view.verdicts:
+    for v in view.verdicts:  # HEALTHY first when there is one (the diagnosis sorts them)
         severity = Severity.of(v.severity)
-        out.append(f"{severity.mark} ", SEVERITY_STYLE[severity.value])
+        out.append(f"{severity.glyph} ", GLYPH_STYLE[severity.value])
+        out.append(severity.label, SEVERITY_STYLE[severity.value])
+        out.append(" " * (8 - len(severity.label)))  # codes line up (Severity.mark's width)
         out.append(v.code, Style(bold=True))
         stage = v.evidence.get("stage")
         if stage:
@@ -75,7 +86,13 @@ def verdict_text(view: View) -> Text:
 
 
 class VerdictPanel(VerticalScroll):
-    """Scrollable verdicts + audit."""
+    """Scrollable verdicts + audit. Focused (Tab or 5), ↑ ↓ PgUp PgDn Home End scroll it;
+    ← → still step stages."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left", "app.step(-1)", show=False),
+        Binding("right", "app.step(1)", show=False),
+    ]
 
     DEFAULT_CSS = """
     VerdictPanel { height: 1fr; scrollbar-size-vertical: 1; }

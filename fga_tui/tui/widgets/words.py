@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 SHARED_K = 5
+
+
+def fit(word: str, width: int) -> str:
+    """``word`` in exactly ``width`` cells, cut with an ellipsis when longer."""
+    if len(word) <= width:
+        return word.ljust(width)
+    return word[: max(0, width - 1)] + "…"
+
+
 OWN_MARK = "◆"
 
 
@@ -61,7 +70,7 @@ def _value(x: float, attribution: bool) -> str:
     return f"{x:7.1e}" if attribution else f"{x:5.3f}"
 
 
-class TopWords(CachedLines):
+class TopWords(CachedLines, can_focus=True):
     """Ranked words of the selected atom."""
 
     DEFAULT_CSS = """
@@ -73,8 +82,22 @@ class TopWords(CachedLines):
         self._view: View | None = None
         self._cursor = Cursor()
         self.stopwords: frozenset[str] | None = None
+        self.word_offset = 0  # first rank shown (PgDn/PgUp when the pane has the focus)
+
+    def rows(self) -> int:
+        """How many ranked words the pane shows at once."""
+        return max(1, self.size.height - 2)
+
+    def scroll_words(self, pages: int) -> None:
+        """Show the next (or previous) page of ranked words; clamped to the ranking."""
+        total = len(self._ranked_upto(10_000))
+        rows = self.rows()
+        self.word_offset = max(0, min(self.word_offset + pages * rows, max(0, total - rows)))
+        self.refresh()
 
     def show(self, view: View | None, cursor: Cursor) -> None:
+        if view is not self._view or cursor.atom != self._cursor.atom:
+            self.word_offset = 0  # a new atom's ranking starts at its top word
         self._view, self._cursor = view, cursor
         self.refresh()
 
@@ -86,11 +109,24 @@ class TopWords(CachedLines):
         all_atoms = self._all(view, cursor)
         return [] if all_atoms is None else all_atoms[cursor.atom]
 
-    def _all(self, view: View, cursor: Cursor) -> list[list[tuple[str, float]]] | None:
+    def _ranked_upto(self, k: int) -> list[tuple[str, float]]:
+        view, cursor = self._view, self._cursor
+        if view is None:
+            return []
+        all_atoms = self._all(view, cursor, k)
+        return [] if all_atoms is None else all_atoms[cursor.atom]
+
+    def _all(
+        self, view: View, cursor: Cursor, k: int | None = None
+    ) -> list[list[tuple[str, float]]] | None:
+        if k is None:
+            # Enough for the rows on screen from the current offset, in steps of 10 so that
+            # paging reuses the view's cached ranking.
+            k = max(10, -(-(self.word_offset + self.rows()) // 10) * 10)
         return view.top_words(
             source_stage(view, cursor),
             cursor.head,
-            k=max(10, self.size.height - 2),
+            k=k,
             stopwords=self.stopwords if cursor.stopwords else None,
         )
 
@@ -108,10 +144,13 @@ class TopWords(CachedLines):
             if i != cursor.atom and {w for w, _ in words[:SHARED_K]} == mine
         ]
         orbits = {int(view.orbit_of[i]) for i in same} - {int(view.orbit_of[cursor.atom])}
-        return (
+        long = (
             f"same top-{SHARED_K} as {len(same)}/{view.num_atoms - 1} other atoms "
             f"({len(orbits)} other orbit{'s' if len(orbits) != 1 else ''})"
         )
+        if len(long) <= self.size.width:
+            return long
+        return f"same top-{SHARED_K}: {len(same)}/{view.num_atoms - 1}, {len(orbits)} orb"
 
     def cache_key(self) -> tuple:
         cur = self._cursor
@@ -124,6 +163,7 @@ class TopWords(CachedLines):
             source,
             cur.stopwords,
             cur.words,
+            self.word_offset,
         )
 
     def _own_words(self, view: View, atom: int, words: list[tuple[str, float]]) -> set[str]:
@@ -149,7 +189,7 @@ class TopWords(CachedLines):
         view, cursor = self._view, self._cursor
         if view is None:
             return Text("waiting for the trace…", style="dim")
-        width, height = self.size.width, self.size.height
+        width = self.size.width
         out = Text(no_wrap=True, overflow="crop")
         label = view.labels[cursor.atom]
         source = describe_source(view, cursor)
@@ -166,21 +206,24 @@ class TopWords(CachedLines):
         if not words:
             out.append("no attention from this stage", Style(dim=True))
             return out
-        rows = max(1, height - 2 - (cursor.words != "attention" and view.attribution is None))
-        top = words[:rows]
+        rows = max(1, self.rows() - (cursor.words != "attention" and view.attribution is None))
+        if self.word_offset >= len(words):
+            self.word_offset = 0
+        top = words[self.word_offset : self.word_offset + rows]
         own = self._own_words(view, cursor.atom, top)
         second = self._attribution_of(view, cursor) if cursor.words == "both" else None
-        peak = max((w for _, w in top), default=1.0) or 1.0
+        peak = max((w for _, w in words), default=1.0) or 1.0  # bars stay comparable by page
         wlen = min(max(len(w) for w, _ in top), max(6, width // 3))
+        rank_w = max(2, len(str(self.word_offset + len(top))))
         if second is None:
-            bar_w = max(3, width - wlen - 4 - 9)
+            bar_w = max(3, width - wlen - rank_w - 2 - 9)
         else:
-            bar_w = max(2, (width - wlen - 4 - 17) // 2)
+            bar_w = max(2, (width - wlen - rank_w - 2 - 17) // 2)
             peak2 = max(second.values(), default=1.0) or 1.0
-        for rank, (word, weight) in enumerate(top, 1):
-            out.append(f"{rank:>2}", Style(dim=True))
+        for rank, (word, weight) in enumerate(top, self.word_offset + 1):
+            out.append(f"{rank:>{rank_w}}", Style(dim=True))
             out.append(OWN_MARK if word in own else " ", Style(bold=True, color="yellow"))
-            out.append(f"{word:<{wlen}.{wlen}} ", Style(bold=word in own))
+            out.append(f"{fit(word, wlen)} ", Style(bold=word in own))
             out.append(bar(weight / peak, bar_w), Style(color="cyan" if rank > 1 else "green"))
             out.append(" " + _value(weight, source_stage(view, cursor) == ATTRIBUTION))
             if second is not None:
