@@ -25,8 +25,10 @@ class BrowseApp(FgaApp):
     """The inspector over a dataset, starting on the dataset screen."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *FgaApp.BINDINGS,
-        Binding("escape", "dataset", "Rows", tooltip="back to the dataset's rows"),
+        # Escape is the inspector's "restore a maximised pane"; here it does that first, then
+        # goes back to the rows (``action_dataset``).
+        *(b for b in FgaApp.BINDINGS if not (isinstance(b, Binding) and b.key == "escape")),
+        Binding("escape", "dataset", "Rows", tooltip="restore a maximised pane, else the rows"),
     ]
 
     def __init__(self, *args: Any, rows: Sequence[DatasetRow], data: Path, **kwargs: Any) -> None:
