@@ -31,3 +31,13 @@ def test_help_text_explains_each_remedy_once():
     for r in REMEDIES:
         assert text.count(f"{r.number}. {r.name}:") == 1
         assert r.check in text
+
+
+def test_verdict_remedies_refer_to_the_numbered_list():
+    from fga_tui.diagnostics.evidence import REMEDIES as BY_CODE
+
+    assert ref(1) in BY_CODE["FUSION_HOMOGENIZES"]
+    assert ref(2) in BY_CODE["OVERSMOOTHING"].lower() and ref(3) in BY_CODE["OVERSMOOTHING"]
+    assert ref(4) in BY_CODE["SHARED_QUERY_DOMINATES"]
+    assert ref(5) in BY_CODE["ATTENTION_UNTRAINED"].lower()
+    assert ref(6) in BY_CODE["FGA_MISSING"].lower()

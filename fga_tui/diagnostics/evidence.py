@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fga_tui.diagnostics.remedies import ref
 from fga_tui.diagnostics.severity import Severity
 
 #: The public verdict codes (``report`` JSON contract); TEXT_IGNORED and UNGROUNDED are emitted
@@ -33,20 +34,20 @@ CODES = (
 )
 
 REMEDIES = {
-    "FUSION_HOMOGENIZES": "Disable or weaken middle fusion (remedy 1: compare with --no-fusion).",
+    "FUSION_HOMOGENIZES": (
+        f"Disable or weaken middle fusion: {ref(1)}; check with --intervene no-fusion."
+    ),
     "OVERSMOOTHING": (
-        "Use fewer GNN layers before the attention (remedy 2: compare with --fga-from), or "
-        "stronger residuals/normalisation (remedy 3)."
+        f"{ref(2).capitalize()} (check with --intervene fga-from=STAGE), or {ref(3)}."
     ),
     "FEATURE_COLLAPSE": "Find the stage where separation drops; see the cause verdict.",
     "SHARED_QUERY_DOMINATES": (
-        "Retrain with an attention-diversity term (remedy 4: fga_tui.training) so queries use "
-        "atom-specific directions."
+        f"Retrain: {ref(4)} (fga_tui.training) so queries use atom-specific directions."
     ),
-    "ATTENTION_UNTRAINED": "Train the attention block (check it is in the optimiser and the loss).",
+    "ATTENTION_UNTRAINED": f"{ref(5).capitalize()}: check it is in the optimiser and the loss.",
     "NO_GRADIENT_PATH": "Do not interpret these weights; connect their output to the loss.",
     "DEGENERATE_SOFTMAX": "Constant by construction; ignore these weights.",
-    "FGA_MISSING": "Train with use_fine_grained_attention=True to get atom-token attention.",
+    "FGA_MISSING": f"{ref(6).capitalize()} to get atom-token attention.",
 }
 
 #: ``Verdict.vs_baseline`` values: compared with the same sample without interventions.

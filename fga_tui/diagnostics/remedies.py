@@ -54,8 +54,9 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy(
         4,
         "attention-diversity training",
-        "retrain with attention_diversity_loss and shared_query_loss (fga_tui.training) so "
-        "queries use atom-specific directions instead of one shared query.",
+        "retrain with attention_diversity_loss, shared_query_loss and element_contrast_loss "
+        "(fga_tui.training) so queries use atom-specific directions instead of one shared "
+        "query and every pair of elements reads different words.",
         "the cross-orbit attention divergence and the shared-query fraction of the report.",
     ),
     Remedy(
