@@ -83,9 +83,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     head = f"{'benchmark':<44} {'a ms':>9} {'b ms':>9} {'ratio':>6} {'target':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        ok = "ok" if r["ratio"] <= r["target"] else "MISS"
+        target = r.get("target")
+        ok = "" if target is None else "ok" if r["ratio"] <= target else "MISS"
+        shown = "-" if target is None else "<= " + format(target, "g")
         lines.append(
             f"{r['name']:<44} {r['a_ms']:>9.1f} {r['b_ms']:>9.1f} {r['ratio']:>6.2f} "
-            f"{'<= ' + format(r['target'], 'g'):>7} {ok}"
+            f"{shown:>7} {ok}"
         )
     return "\n".join(lines)

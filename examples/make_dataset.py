@@ -16,6 +16,11 @@ Rows: ``{"jid", "atoms": {"lattice_mat", "coords", "elements", "cartesian": fals
 "angles", "props"}, "text", "target"}``. Same seed, same rows (bit for bit).
 
     python examples/make_dataset.py --out demo.jsonl --n 400 --seed 0
+    python examples/make_dataset.py --out demo.jsonl --n 400 --tokens demo_tokens/
+
+``--tokens DIR`` also writes each row's token states (the bundled demo encoder's, an ``.npz`` per
+row) and points the row's ``"tokens"`` field at it, so the demo checkpoints scan the rows with no
+text model (``fga-tui scan … --text-model demo`` encodes them on the fly instead).
 """
 
 from __future__ import annotations
@@ -386,14 +391,44 @@ def write_jsonl(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def write_tokens(
+    rows: Sequence[dict[str, Any]], jsonl: str | Path, folder: str | Path
+) -> list[dict[str, Any]]:
+    """Encode each row's text with the bundled demo encoder into ``folder/<jid>.npz``; the rows
+    with their ``"tokens"`` field set (relative to the JSONL file, as the sample reader wants)."""
+    import os
+
+    from fga_tui.text.demo_encoder import DemoTextEncoder, save_token_states
+
+    encoder = DemoTextEncoder.load()
+    folder = Path(folder)
+    base = Path(jsonl).resolve().parent
+    out = []
+    for row in rows:
+        path = save_token_states(encoder.encode(row["text"]), folder / f"{row['jid']}.npz")
+        out.append({**row, "tokens": os.path.relpath(path.resolve(), base)})
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("demo_dataset.jsonl"))
     parser.add_argument("--n", type=int, default=400, help="number of rows")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write each row's demo-encoder token states (.npz) into DIR",
+    )
     args = parser.parse_args(argv)
-    path = write_jsonl(generate(args.n, args.seed), args.out)
-    print(f"wrote {args.n} rows to {path}")
+    rows = generate(args.n, args.seed)
+    if args.tokens is not None:
+        rows = write_tokens(rows, args.out, args.tokens)
+    path = write_jsonl(rows, args.out)
+    extra = f" (token states in {args.tokens})" if args.tokens is not None else ""
+    print(f"wrote {args.n} rows to {path}{extra}")
 
 
 if __name__ == "__main__":

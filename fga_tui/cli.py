@@ -152,7 +152,8 @@ TEXT = (
             Path | None,
             typer.Option(
                 "--text-model",
-                help="Local directory of a BERT-like encoder (MatSciBERT); env FGA_TUI_TEXT_MODEL.",
+                help="Local directory of a BERT-like encoder (MatSciBERT), or 'demo' for the "
+                "bundled demo encoder; env FGA_TUI_TEXT_MODEL.",
             ),
         ],
         None,
@@ -294,8 +295,10 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
     for what, path in (("token file", opts.tokens), ("vocab mappings file", opts.vocab_mappings)):
         if path is not None and not path.exists():
             raise InputError(path, f"{what} does not exist")
-    if opts.text_model is not None and not opts.text_model.is_dir():
-        raise InputError(opts.text_model, "text model directory does not exist")
+    if opts.text_model is not None:
+        from fga_tui.text.encoders import check_text_model
+
+        check_text_model(opts.text_model)
     opts.stopword_set()  # a missing word list fails now, not after the model has loaded
     return opts
 
@@ -612,10 +615,30 @@ def scan(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Per-sample results (JSONL). Default: no file."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Per-sample rows (JSONL, input order), journalled as they finish next to it.",
+        ),
     ] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
+    format: Annotated[str, typer.Option("--format", "-f", help="text | json | md")] = "text",
     fail_on: FailOn = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue a killed scan from the journal of --out."),
+    ] = False,
+    summary_only: Annotated[
+        bool,
+        typer.Option(
+            "--summary-only", help="Only summarise the rows file --out (or its journal); no model."
+        ),
+    ] = False,
+    chart: Annotated[
+        bool, typer.Option("--chart/--no-chart", help="Terminal charts in the text summary.")
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")
+    ] = True,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Samples per forward.")
     ] = 16,
@@ -635,62 +658,153 @@ def scan(
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+        bool, typer.Option("--force", help="Overwrite an existing --out file (or its journal).")
     ] = False,
     *,
     opts: RunOptions,
 ) -> None:
-    """Diagnose every sample of a dataset: per-sample JSONL and a summary with a histogram."""
-    import io
+    """Diagnose every sample of a dataset: per-sample JSONL rows and a dataset summary.
 
-    from fga_tui import engine
-    from fga_tui.scan import scan as run_scan
+    Exit 1 with --fail-on when a row has a verdict of that severity or worse, or a row failed;
+    exit 2 when no row succeeded. Under torchrun each rank scans a shard (see README)."""
+    from fga_tui.scan import job as scan_job
 
-    _check_choice("--format", format, ("text", "json"))
+    _check_choice("--format", format, ("text", "json", "md"))
     _check_choice("--fail-on", fail_on, ("error", "warning"))
-    if out is not None and out.exists() and not force:
-        raise InputError(out, "already exists; pass --force to overwrite")
-    if out is not None:
-        # Checked before the scan, which can take hours, rather than when writing its rows.
-        if out.is_dir():
-            raise InputError(out, "is a directory")
-        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-            raise InputError(out, f"cannot write: {out.parent} is not a writable folder")
-    if not data.exists():
-        raise InputError(data, "no such file or directory")
-    loaded = engine.load_model(ckpt, **opts.load_kwargs())
-    buffer = io.StringIO()
-    summary = run_scan(
-        loaded,
-        data,
-        out=buffer,
-        batch_size=batch_size,
-        workers=workers,
-        limit=limit,
-        tokens_path=opts.tokens,
-        text_model=opts.text_model,
-        vocab_mappings=opts.vocab_mappings,
-        ablations=ablations,
-        stopwords=opts.stopword_set(),
-        max_atoms=opts.max_atoms,
-        interventions=opts.interventions,
-        attribution=attribution,
-    )
-    if out is not None:
-        from fga_tui.io.atomic import atomic_write_text
+    if summary_only:
+        if out is None:
+            raise InputError("--summary-only", "needs --out (the rows file to summarise)")
+        summary = scan_job.summary_of(out)
+        _scan_outcome(summary, data, format, fail_on, chart)
+        return
+    if resume and force:
+        raise InputError("--resume", "and --force contradict each other")
 
-        try:
-            atomic_write_text(out, buffer.getvalue())
-        except OSError as exc:
-            raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
+    def load(dev: str) -> Any:
+        from fga_tui import engine
+
+        return engine.load_model(ckpt, **{**opts.load_kwargs(), "device": dev})
+
+    job = scan_job.ScanJob(
+        ckpt=ckpt,
+        data=data,
+        out=out,
+        load_model=load,
+        device=opts.device,
+        resume=resume,
+        force=force,
+        progress=progress,
+        options={
+            "batch_size": batch_size,
+            "workers": workers,
+            "limit": limit,
+            "tokens_path": opts.tokens,
+            "text_model": opts.text_model,
+            "vocab_mappings": opts.vocab_mappings,
+            "ablations": ablations,
+            "interventions": opts.interventions,
+            "stopwords": opts.stopword_set(),
+            "max_atoms": opts.max_atoms,
+            "attribution": attribution,
+        },
+    )
+    try:
+        summary = scan_job.run(job)
+    except scan_job.ScanInterrupted as exc:
+        typer.echo(f"fga-tui: {exc.message}", err=True)
+        raise typer.Exit(130) from None
+    except scan_job.RanksFailed:
+        raise typer.Exit(EXIT_BAD_INPUT) from None  # the failing rank said why
+    if summary is None:
+        return  # a torchrun rank other than 0: rank 0 prints the summary
+    _scan_outcome(summary, data, format, fail_on, chart)
+
+
+def _scan_outcome(summary: Any, data: Path, format: str, fail_on: str | None, chart: bool) -> None:
+    """Print the summary; exit 2 when no row succeeded, 1 when --fail-on finds something (a
+    failed row counts as a finding)."""
     if format == "json":
         _emit(json.dumps(summary.to_json(), indent=2))
+    elif format == "md":
+        _emit(summary.to_markdown())
     else:
-        _emit(summary.to_text())
-    if fail_on is not None and summary.ok:
+        _emit(summary.to_text(chart=chart))
+    if summary.total and not summary.ok:
+        first = summary.errors[0]["error"] if summary.errors else "?"
+        raise InputError(data, f"no row succeeded ({summary.failed} failed; first: {first})")
+    if fail_on is not None:
         severities = [s for s, n in summary.worst.items() if n]
-        if _fails(severities, fail_on):
+        if summary.failed or _fails(severities, fail_on):
             raise typer.Exit(EXIT_FINDING)
+
+
+@app.command()
+@user_errors
+@shared_options(MODEL, TEXT, MAX_ATOMS, VIEW)
+def browse(
+    ckpt: Ckpt,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The dataset (as for scan): its rows open in the inspector."),
+    ],
+    rows: Annotated[
+        Path | None,
+        typer.Option(
+            "--rows", help="Rows of a finished scan of DATA (scan --out). Default: scan now."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Samples per forward (scan without --rows).")
+    ] = 16,
+    *,
+    opts: RunOptions,
+    view: ViewOptions,
+) -> None:
+    """The dataset screen: a scan's rows worst first, filter by verdict (f), Enter opens a row in
+    the inspector, Escape comes back."""
+    from dataclasses import replace
+
+    from fga_tui.tui.dataset import ranked
+
+    _check_paths(ckpt=ckpt, sample=data)
+    if rows is not None:
+        from fga_tui.scan.journal import read_rows
+
+        _check_paths(rows=rows)
+        table = ranked(read_rows(rows))
+    else:
+        from fga_tui import engine
+        from fga_tui.scan import scan as run_scan
+
+        loaded = engine.load_model(ckpt, **opts.load_kwargs())
+        found: list[dict[str, Any]] = []
+        run_scan(
+            loaded,
+            data,
+            on_row=found.append,
+            batch_size=batch_size,
+            tokens_path=opts.tokens,
+            text_model=opts.text_model,
+            vocab_mappings=opts.vocab_mappings,
+            max_atoms=opts.max_atoms,
+        )
+        table = ranked(found)
+        del loaded, found
+    if not table:
+        raise InputError(rows or data, "has no rows to browse")
+    from fga_tui.tui.browse import BrowseApp
+
+    # The worst row is traced while the list is read.
+    options = replace(session_options(ckpt, data, opts, view), index=table[0].position)
+    BrowseApp(
+        options, theme=view.theme, settings_path=view.settings_path, rows=table, data=data
+    ).run()
+    from fga_tui.tui.session import running_steps
+
+    if running_steps():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def session_options(
@@ -916,7 +1030,9 @@ def demo(
     _run_app(session_options(ckpt, sample, opts, view), view)
 
 
-SUBCOMMANDS = frozenset({"export", "report", "audit", "scan", "diff", "demo", "open", "serve"})
+SUBCOMMANDS = frozenset(
+    {"export", "report", "audit", "scan", "diff", "demo", "open", "serve", "browse"}
+)
 
 
 def main(argv: list[str] | None = None) -> None:

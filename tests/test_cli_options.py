@@ -195,7 +195,7 @@ def test_diff_passes_the_interventions_to_both_diagnoses(monkeypatch):
 
 
 def test_scan_passes_the_interventions_to_the_scan(monkeypatch):
-    seen = _capture(monkeypatch, "fga_tui.scan", "scan")
+    seen = _capture(monkeypatch, "fga_tui.scan.job", "scan_rows")
     result = invoke(
         "scan",
         DEMO / "demo_problem.pt",

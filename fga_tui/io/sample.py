@@ -323,9 +323,28 @@ def _type(value: Any) -> str:
     )
 
 
+def _peek_id(row: Any) -> str | None:
+    """The row's id when it has a readable one (for the error of a row that then fails)."""
+    if isinstance(row, dict):
+        for key in ("jid", "id"):
+            value = row.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+                return str(value).strip()
+    return None
+
+
 def _sample_from_row(
     row: Any, file: Path, where: str | Path, default_id: str, max_atoms: int
 ) -> Sample:
+    """One JSON row → Sample; a failing row's error carries ``sample_id`` when it has one."""
+    try:
+        return _parse_row(row, file, where, default_id, max_atoms)
+    except InputError as exc:
+        exc.sample_id = _peek_id(row)  # type: ignore[attr-defined]
+        raise
+
+
+def _parse_row(row: Any, file: Path, where: str | Path, default_id: str, max_atoms: int) -> Sample:
     """One JSON row → Sample. ``where`` names the row in errors (file, file:line, file[i])."""
     if not isinstance(row, dict):
         raise InputError(where, f"a sample must be a JSON object, not {_type(row)}")
@@ -620,6 +639,23 @@ def _csv_rows(csv_path: Path, text: str, max_atoms: int) -> Iterator[Row]:
 
 
 def _csv_sample(
+    row: list[str],
+    columns: int,
+    layout: CsvLayout,
+    csv_path: Path,
+    where: str,
+    cif_dir: Path,
+    max_atoms: int,
+) -> Sample:
+    try:
+        return _parse_csv_row(row, columns, layout, csv_path, where, cif_dir, max_atoms)
+    except InputError as exc:
+        readable = len(row) > layout[1] and row[layout[1]].strip()
+        exc.sample_id = row[layout[1]].strip() if readable else None  # type: ignore[attr-defined]
+        raise
+
+
+def _parse_csv_row(
     row: list[str],
     columns: int,
     layout: CsvLayout,

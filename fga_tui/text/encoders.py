@@ -5,6 +5,11 @@ attention reads the full last hidden state. fga-tui never downloads anything: a 
 LOCAL transformers model directory (``save_pretrained`` output), loaded with
 ``local_files_only=True``. ``transformers`` is optional (the ``text`` extra) and imported only here,
 only when an encoder is actually needed.
+
+``--text-model demo`` (or any directory holding a demo encoder's ``encoder.json`` +
+``encoder.npz``) selects the bundled demo encoder (``fga_tui.text.demo_encoder``) instead: what
+the demo checkpoints were trained with, so any text can be scanned with them offline. It reads the
+raw text (no vocabulary mappings: it was trained without them).
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ NEEDS_TEXT_MESSAGE = (
     "the sample, or pass --text-model DIR (or set FGA_TUI_TEXT_MODEL) for a local MatSciBERT"
 )
 
+DEMO = "demo"
+
 _CACHE: dict[tuple[str, str], tuple[Any, Any, int]] = {}
+_DEMO_CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -38,6 +46,47 @@ def clear_encoder_cache() -> None:
     """Forget loaded encoders (frees their memory; the next use loads them again)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _DEMO_CACHE.clear()
+
+
+def _demo_dir(spec: str | Path) -> Path | None:
+    """The demo encoder directory ``spec`` names (``demo``: the packaged one), else None."""
+    from fga_tui.text.demo_encoder import CONFIG_FILE, packaged_dir
+
+    path = Path(spec)
+    if str(spec) == DEMO and not path.exists():
+        return packaged_dir()
+    if path.is_dir() and (path / CONFIG_FILE).is_file() and not (path / "config.json").is_file():
+        return path
+    return None
+
+
+def check_text_model(spec: str | Path) -> None:
+    """A clear error now for a --text-model that can never load (before a long scan starts)."""
+    if _demo_dir(spec) is not None:
+        return
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(path, "text model directory does not exist")
+    if not path.is_dir():
+        raise InputError(path, "is a file; --text-model expects a model directory")
+    if not (path / "config.json").is_file():
+        raise InputError(
+            path,
+            "is not a transformers model directory (no config.json) nor a demo encoder "
+            "(no encoder.json); pass a save_pretrained directory or 'demo'",
+        )
+
+
+def demo_encoder(directory: Path) -> Any:
+    """The demo encoder of ``directory``, loaded once per process."""
+    from fga_tui.text.demo_encoder import DemoTextEncoder
+
+    key = str(directory.resolve())
+    with _CACHE_LOCK:
+        if key not in _DEMO_CACHE:
+            _DEMO_CACHE[key] = DemoTextEncoder.load(directory)
+        return _DEMO_CACHE[key]
 
 
 def _brief(exc: BaseException) -> str:
@@ -198,6 +247,9 @@ def resolve_token_states(
             f"the sample has no text to encode, but a text model was requested ({origin} "
             f'{model_dir}); add a "text" field or pass --tokens FILE.npz',
         )
+    demo = _demo_dir(model_dir)
+    if demo is not None:
+        return demo_encoder(demo).encode(sample.text)
     try:
         encoder = HFTextEncoder(model_dir, device=device, vocab_mappings=vocab_mappings)
     except InputError as exc:
