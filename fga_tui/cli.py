@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from fga_tui import __version__
-from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
+from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, MAX_ATOMS, InputError
 
 # click's UsageError, from wherever this typer takes click (recent typer vendors it).
 _UsageError: type[Exception] = next(
@@ -184,7 +184,7 @@ def export(
     no_fusion: NoFusion = False,
     fga_from: FgaFrom = None,
     index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    max_atoms: MaxAtoms = MAX_ATOMS,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing trace.npz.")
     ] = False,
@@ -212,10 +212,16 @@ def export(
         vocab_mappings=vocab_mappings,
     )
     trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from))
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
     except OSError as exc:
+        for folder in created:  # a full disk must not leave an empty --out behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
     typer.echo(f"wrote {target} ({len(trace.stages)} stages, prediction {trace.prediction:.6g})")
 
@@ -285,7 +291,7 @@ def report(
     no_fusion: NoFusion = False,
     fga_from: FgaFrom = None,
     index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    max_atoms: MaxAtoms = MAX_ATOMS,
 ) -> None:
     """Diagnose one sample: stage metrics, top words, verdicts (exit 1 with --fail-on)."""
     from fga_tui.diagnostics.audit import load_baseline
@@ -374,7 +380,7 @@ def diff(
     cm_heads: CmHeads = None,
     stopwords: Stopwords = None,
     index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    max_atoms: MaxAtoms = MAX_ATOMS,
 ) -> None:
     """Two checkpoints' reports on one sample, side by side (before/after a fix)."""
     from fga_tui import engine
@@ -445,7 +451,7 @@ def scan(
     trust_checkpoint: Trust = False,
     fga_heads: FgaHeads = None,
     cm_heads: CmHeads = None,
-    max_atoms: MaxAtoms = 1000,
+    max_atoms: MaxAtoms = MAX_ATOMS,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing --out file.")
     ] = False,
@@ -518,7 +524,7 @@ def open_(
     no_fusion: NoFusion = False,
     fga_from: FgaFrom = None,
     index: Index = 0,
-    max_atoms: MaxAtoms = 1000,
+    max_atoms: MaxAtoms = MAX_ATOMS,
     snapshot_dir: Annotated[
         Path,
         typer.Option("--snapshot-dir", help="Where `s` writes snapshot directories."),

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.types import Sample
 from fga_tui.trace import Ablation
 
@@ -279,7 +279,7 @@ def scan(
     vocab_mappings: str | Path | None = None,
     ablations: bool = False,
     stopwords: set[str] | None = None,
-    max_atoms: int = 1000,
+    max_atoms: int = MAX_ATOMS,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> ScanSummary:

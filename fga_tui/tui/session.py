@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.tui.messages import Progress, RequestFailed, SampleCount, ViewReady
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class SessionOptions:
     fga_heads: int | None = None
     cm_heads: int | None = None
     baseline: Path | None = None
-    max_atoms: int = 1000
+    max_atoms: int = MAX_ATOMS
     audit: bool = True
     run_ablations: bool = True
     snapshot_dir: Path = Path("fga-snapshots")
@@ -116,7 +116,7 @@ def run_abandonable(fn: Callable[[], T], cancelled: IsCancelled, poll: float = P
     return box["value"]
 
 
-def count_samples(path: Path, max_atoms: int = 1000) -> int:
+def count_samples(path: Path, max_atoms: int = MAX_ATOMS) -> int:
     """How many rows ``path`` holds (bad rows included, as ``--index`` counts them)."""
     from fga_tui.io.sample import iter_samples
 
