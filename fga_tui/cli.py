@@ -565,7 +565,12 @@ def open_(
         snapshot_dir=snapshot_dir,
         ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
     )
-    FgaApp(options, theme=theme).run()
+    tui = FgaApp(options, theme=theme)
+    try:
+        tui.run()
+    finally:
+        tui.session.close()  # the engine's child process: asked to quit, killed if it lingers
+    code = tui.return_code or 0  # 128 + signal after SIGTERM/SIGHUP/SIGINT
     from fga_tui.tui.session import running_steps
 
     if running_steps():
@@ -573,7 +578,9 @@ def open_(
         # interpreter would kill it there and abort the process; leave at once instead.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -1,0 +1,178 @@
+"""The engine in a child process: the app's real session (``FgaApp(options)``).
+
+Views arrive from the child, the UI process never imports torch, a child that dies fails the
+request with a message instead of hanging (and the next request starts a new one), quitting
+stops the child, and the views kept stay bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fga_tui.trace import Ablation
+from fga_tui.tui.app import FgaApp
+from fga_tui.tui.engine_process import EngineProcess
+from fga_tui.tui.messages import ViewReady
+from fga_tui.tui.session import VIEW_CACHE, SessionOptions, ViewCache
+
+DEMO = Path(__file__).resolve().parents[1] / "fga_tui" / "data" / "demo"
+SIZE = (100, 30)
+
+
+def _options(tmp: Path, sample: Path | None = None) -> SessionOptions:
+    return SessionOptions(
+        checkpoint=DEMO / "demo_problem.pt",
+        sample=sample or DEMO / "ba4hfli.json",
+        device="cpu",
+        snapshot_dir=tmp / "snaps",
+    )
+
+
+async def _wait(pilot, condition, timeout: float = 60.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(") ")[1][0] != "Z"
+
+
+def test_the_child_computes_views_and_the_ui_process_needs_no_torch(tmp_path):
+    code = f"""
+import sys
+from pathlib import Path
+from fga_tui.tui.engine_process import EngineProcess
+from fga_tui.tui.messages import ViewReady
+from fga_tui.tui.session import SessionOptions
+d = Path({str(DEMO)!r})
+ep = EngineProcess(SessionOptions(d / "demo_problem.pt", d / "ba4hfli.json", device="cpu"))
+posted = []
+ep.compute(ep.next_generation(), ep.initial_request(), posted.append, lambda: False)
+view = posted[-1].view
+assert isinstance(posted[-1], ViewReady), posted[-1]
+print(view.num_atoms, view.labels[0], view.attention.shape[0], "torch" in sys.modules)
+ep.close()
+"""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["6", "Ba_0", "8", "False"]
+
+
+async def test_pressing_n_before_the_first_view_does_not_break_the_first_load(tmp_path):
+    app = FgaApp(_options(tmp_path))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            await pilot.press("n")
+            assert await _wait(pilot, lambda: app.view is not None or app.error is not None)
+            assert app.error is None and app.view is not None
+            assert app.view.index == 0 and app._request.index == 0
+            assert "out of range" not in app.screen_text()
+    finally:
+        app.session.close()
+
+
+async def test_a_child_that_dies_mid_request_shows_an_error_and_the_next_request_recovers(
+    tmp_path,
+):
+    from fga_tui.tui.screens.error import ErrorScreen
+
+    fifo = tmp_path / "blocked.json"
+    os.mkfifo(fifo)  # reading it blocks: the child is stuck in "reading sample"
+    app = FgaApp(_options(tmp_path, sample=fifo))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert await _wait(pilot, lambda: bool(app.busy and "reading sample" in app.busy))
+            pid = app.session.pid
+            os.kill(pid, signal.SIGKILL)
+            assert await _wait(pilot, lambda: isinstance(app.screen, ErrorScreen), 20)
+            assert "engine process stopped (signal 9)" in app.screen.message
+            app.screen.dismiss("close")
+            await pilot.pause()
+            app._submit(app._request.__class__(DEMO / "ba4hfli.json", 0, Ablation()))
+            assert await _wait(pilot, lambda: app.view is not None)
+            assert app.view.num_atoms == 6 and app.session.pid != pid
+            assert app.session.restarts == 1
+    finally:
+        app.session.close()
+
+
+async def test_quitting_mid_request_stops_the_child_promptly(tmp_path):
+    fifo = tmp_path / "blocked.json"
+    os.mkfifo(fifo)
+    app = FgaApp(_options(tmp_path, sample=fifo))
+    async with app.run_test(size=SIZE) as pilot:
+        assert await _wait(pilot, lambda: bool(app.busy and "reading sample" in app.busy))
+        pid = app.session.pid
+        t0 = time.monotonic()
+        app.simulate_key("q")
+    app.session.close(timeout=1.0)
+    assert time.monotonic() - t0 < 5.0
+    assert not _alive(pid)
+
+
+def test_a_dead_child_is_replaced_before_the_next_request(tmp_path):
+    ep = EngineProcess(_options(tmp_path))
+    try:
+        posted: list = []
+        ep.compute(ep.next_generation(), ep.initial_request(), posted.append, lambda: False)
+        assert isinstance(posted[-1], ViewReady)
+        first = ep.pid
+        os.kill(first, signal.SIGKILL)
+        ep._proc.wait(10)
+        posted.clear()
+        request = ep.initial_request().__class__(DEMO / "ba4hfli.json", 0, Ablation(no_fusion=True))
+        ep.compute(ep.next_generation(), request, posted.append, lambda: False)
+        assert isinstance(posted[-1], ViewReady) and posted[-1].view.ablation.no_fusion
+        assert ep.pid != first and ep.restarts == 1
+    finally:
+        ep.close()
+
+
+def test_the_view_cache_keeps_only_the_most_recent_views():
+    cache = ViewCache(2)
+    for k in ("a", "b"):
+        cache.put((k, 0, None), k)  # type: ignore[arg-type]
+    assert cache.get(("a", 0, None)) == "a"  # a is now the most recent
+    cache.put(("c", 0, None), "c")  # type: ignore[arg-type]
+    assert ("b", 0, None) not in cache and len(cache) == 2
+    assert [k[0] for k, _ in cache.items()] == ["a", "c"]
+    assert VIEW_CACHE == 4
+    none = ViewCache(0)
+    none.put(("a", 0, None), "a")  # type: ignore[arg-type]
+    assert len(none) == 0
+
+
+@pytest.mark.parametrize("keys", [("f", "f", "f", "f")])
+async def test_toggling_back_is_served_from_the_cache(tmp_path, keys):
+    app = FgaApp(_options(tmp_path))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert await _wait(pilot, lambda: app.view is not None and not app.busy)
+            first = app.view
+            for key in keys:
+                await pilot.press(key)
+                assert await _wait(pilot, lambda: not app.busy and app.view is not None)
+            assert app.view is first  # the same object: no recomputation
+            assert len(app.session.views) == 2
+    finally:
+        app.session.close()
