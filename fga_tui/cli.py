@@ -157,6 +157,11 @@ def _load(
     return loaded, prepared
 
 
+def _note(line: str) -> None:
+    """A fallback the user should know about (a GPU out of memory), on stderr."""
+    typer.echo(f"fga-tui: {line}", err=True)
+
+
 def _check_paths(**paths: Path | None) -> None:
     """Each given path must exist (a file, except a sample, which may be a folder)."""
     for name, path in paths.items():
@@ -211,7 +216,13 @@ def export(
         max_atoms=max_atoms,
         vocab_mappings=vocab_mappings,
     )
-    trace = engine.run_trace(loaded, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from))
+    from fga_tui.oom import retry_on_cpu
+
+    trace, _ = retry_on_cpu(
+        lambda m: engine.run_trace(m, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from)),
+        loaded,
+        _note,
+    )
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -315,14 +326,20 @@ def report(
         vocab_mappings=vocab_mappings,
     )
     base = load_baseline(str(baseline), trust=trust_checkpoint) if baseline else None
-    result = diagnose(
+    from fga_tui.oom import retry_on_cpu
+
+    result, _ = retry_on_cpu(
+        lambda m: diagnose(
+            m,
+            prepared,
+            ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
+            baseline=base,
+            baseline_path=None if baseline is None else str(baseline),
+            run_ablations=ablations,
+            stopwords=words,
+        ),
         loaded,
-        prepared,
-        ablation=Ablation(no_fusion=no_fusion, fga_from=fga_from),
-        baseline=base,
-        baseline_path=None if baseline is None else str(baseline),
-        run_ablations=ablations,
-        stopwords=words,
+        _note,
     )
     rep = result.report
     if format == "json":

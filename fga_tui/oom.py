@@ -66,3 +66,43 @@ def retry_on_cpu(
         notify(f"{where} out of memory: retrying on the CPU")
     cpu = on_cpu(loaded)
     return fn(cpu), cpu
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(f"fga-tui: {line}\n")
+    sys.stderr.flush()
+
+
+def run_traces_split(
+    loaded: Any,
+    prepared: list[Any],
+    ablation: Any = None,
+    *,
+    counterfactuals: bool = True,
+    notify: Callable[[str], Any] | None = None,
+) -> list[Any]:
+    """``engine.run_traces`` for a scan batch; on CUDA out-of-memory the batch is freed and run
+    again in two halves (recursively), and a single sample that still does not fit runs on the
+    CPU (the model stays there). One trace per sample, in order; ``notify`` (default: stderr)
+    hears each fallback."""
+    from fga_tui import engine
+
+    say = notify or _stderr
+    try:
+        return engine.run_traces(loaded, prepared, ablation, counterfactuals=counterfactuals)
+    except Exception as exc:
+        if not is_oom(exc) or str(loaded.device) == "cpu":
+            raise
+    free_cuda()
+    if len(prepared) > 1:
+        half = (len(prepared) + 1) // 2
+        say(
+            f"{loaded.device} out of memory on a batch of {len(prepared)}: "
+            f"retrying in batches of {half}"
+        )
+        kw = {"counterfactuals": counterfactuals, "notify": say}
+        return run_traces_split(loaded, prepared[:half], ablation, **kw) + run_traces_split(
+            loaded, prepared[half:], ablation, **kw
+        )
+    say(f"{loaded.device} out of memory on a single sample: running on the CPU from here on")
+    return engine.run_traces(on_cpu(loaded), prepared, ablation, counterfactuals=counterfactuals)

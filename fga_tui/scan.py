@@ -26,6 +26,7 @@ import numpy as np
 
 from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.types import Sample
+from fga_tui.oom import run_traces_split
 from fga_tui.trace import Ablation
 
 KEY_METRICS = (
@@ -357,10 +358,10 @@ def scan(
             if not batch:
                 return
             prepared = [p for _, p, _ in batch]
-            traces = engine.run_traces(loaded, prepared, counterfactuals=False)
+            traces = run_traces_split(loaded, prepared, counterfactuals=False)
             extra: list[dict[str, Any]] = [{} for _ in batch]
             if ablations and loaded.config.fusion_indices:
-                nf = engine.run_traces(
+                nf = run_traces_split(
                     loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
                 )
                 extra = [{"no_fusion": t} for t in nf]
