@@ -186,10 +186,13 @@ def stage_matrices(
 ) -> dict[str, np.ndarray]:
     """float32 [S, G, G] per mode (see ``View.matrices``)."""
     from fga_tui.diagnostics.similarity import (
+        EXACT_MAX_ATOMS,
         block_mean,
+        block_mean_embedded,
         centered_correlation,
         cosine_matrix,
         raw_correlation,
+        similarity_embedding,
     )
 
     funcs = {"centred": centered_correlation, "raw": raw_correlation, "cosine": cosine_matrix}
@@ -198,8 +201,13 @@ def stage_matrices(
     for mode, func in funcs.items():
         mats = []
         for stage in stages:
-            M = func(features[stage])
-            M = M[np.ix_(order, order)] if aggregate is None else block_mean(M, groups)
+            X = features[stage]
+            if aggregate is not None and len(X) > EXACT_MAX_ATOMS:
+                # Group sums of unit rows: no N×N matrix (5,000 atoms: 200 MB each).
+                M = block_mean_embedded(similarity_embedding(X, mode), groups)
+            else:
+                M = func(X)
+                M = M[np.ix_(order, order)] if aggregate is None else block_mean(M, groups)
             mats.append(M.astype(np.float32))
         out[mode] = np.stack(mats)
     return out
