@@ -4,8 +4,12 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
-- TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets.
-Nothing asserts; a MISS is information.
+- TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets;
+- long sessions and big cells (bench_session): RSS after 1,000 random keys / at the first view,
+  the UI's longest stall while a 500-atom diagnosis runs (engine in a child process vs in the
+  UI process), report / its traces at 2,058 atoms, a 4,860-atom cell's first view and steps.
+Nothing asserts; a MISS is information. ``--skip-session`` leaves the last group out (it
+takes a few minutes: the soak presses 2,000 keys).
 """
 
 from __future__ import annotations
@@ -57,10 +61,12 @@ def graph_rows(quick: bool) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-session", action="store_true", help="no bench_session rows")
     args = parser.parse_args()
 
     import bench_forward
     import bench_scan
+    import bench_session
     import bench_tui
     from _common import machine
 
@@ -84,6 +90,7 @@ def main() -> None:
                 }
             )
     tui_rows = bench_tui.run(args.quick)
+    session_rows = [] if args.skip_session else bench_session.run(args.quick)
 
     print(machine())
     head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"
@@ -104,6 +111,9 @@ def main() -> None:
         ok = "" if target is None else ("ok" if r["value_ms"] <= target else "MISS")
         shown = "" if target is None else f"<= {target:g}"
         print(f"{r['name']:<58} {r['value_ms']:>9.1f} {shown:>9} {ok}")
+    if session_rows:
+        print()
+        print(bench_session.format_rows(session_rows))
     print(f"\n(all benchmarks took {time.perf_counter() - t0:.0f} s)")
 
 

@@ -1,0 +1,382 @@
+"""Long sessions and big cells: memory, UI stalls, report cost, 5,000 atoms (not a test).
+
+- memory: the real app (engine in its child process) takes 1,000 seeded random keys (stages,
+  atoms, modes, heads, ablations, the picker, help, themes, next/previous); RSS of the UI
+  process plus the engine process after them vs at the first view. 6 atoms (the bundled demo)
+  and 500 (a rattled supercell, ``fga_tui.tui.synthetic.supercell``). Target <= 1.2x.
+- stall: with the first 500-atom view on screen, ``f`` starts a new diagnosis (trace, audit,
+  ablations) and the arrow keys step through stages every 40 ms until it lands; the UI loop's
+  longest stall (a 5 ms asyncio sleep that wakes late) and the key → repaint p95, with the
+  engine in the UI process (``Session``) and in its child (``EngineProcess``). Target <= 50 ms.
+- report: ``diagnose`` on the demo cell repeated 7×7×7 (2,058 atoms) vs its traces alone (the
+  traced forward and the cause-separating ablation forwards), CPU time. Target <= 2x.
+- 5,000 atoms: the demo cell 9×9×10 (4,860 atoms, and rattled: no symmetry) opened through
+  ``EngineProcess``: the first view (child start, load, trace, diagnosis) and step → repaint
+  p95. Targets 60 s and 50 ms.
+
+Usage: ``python benchmarks/bench_session.py [--quick] [--only memory,stall,report,big]``;
+``run(quick)`` returns rows ``{name, a, b, unit, ratio, target}`` for ``run_all.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "fga_tui" / "data" / "demo"
+CKPT = ROOT / "tests" / "fixtures" / "fork_ckpt.pt"
+SIZE = (160, 48)
+#: Keys of the soak, with the keys that close what they open.
+KEYS = (
+    ["right"] * 6
+    + ["left"] * 6
+    + ["up"] * 4
+    + ["down"] * 4
+    + ["home", "end", "c", "H", "v", "w", "left_square_bracket", "right_square_bracket"]
+    + ["f", "a", "question_mark", "t", "n", "p", "ctrl+p"]
+)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` (MB), from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _session_rss(app: Any) -> float:
+    pid = getattr(app.session, "pid", None)
+    return rss_mb(os.getpid()) + (rss_mb(pid) if pid else 0.0)
+
+
+async def _settle(app: Any, pilot: Any, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while (app.view is None or app.busy) and time.monotonic() < end:
+        if app.error and app.view is None:
+            raise RuntimeError(app.error)
+        await pilot.pause(0.05)
+
+
+async def _soak(options: Any, keys: int, seed: int = 11) -> tuple[float, float]:
+    """RSS (MB) at the first view and after ``keys`` random keys, UI + engine processes."""
+    import random
+
+    from textual.screen import ModalScreen
+
+    from fga_tui.tui.app import FgaApp
+
+    app = FgaApp(options)
+    rng = random.Random(seed)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            await pilot.pause(0.5)
+            first = _session_rss(app)
+            for _ in range(keys):
+                key = rng.choice(KEYS)
+                await pilot.press(key)
+                if isinstance(app.screen, ModalScreen) or len(app.screen_stack) > 1:
+                    picker = type(app.screen).__name__ == "StagePickerScreen"
+                    if picker and rng.random() < 0.5:
+                        await pilot.press("down", "enter")
+                    else:
+                        await pilot.press("escape")
+            await _settle(app, pilot)
+            await pilot.pause(1.0)
+            after = _session_rss(app)
+    finally:
+        app.session.close()
+    return first, after
+
+
+def memory_rows(quick: bool) -> list[dict[str, Any]]:
+    from fga_tui.tui.session import SessionOptions
+    from fga_tui.tui.synthetic import supercell
+
+    keys = 1000
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sample, tokens = supercell(tmp)
+        cases = (
+            ("6 atoms (demo)", DEMO / "demo_problem.pt", DEMO / "ba4hfli.json", None),
+            ("500 atoms", CKPT, sample, tokens),
+        )
+        for name, ckpt, smp, tok in cases:
+            options = SessionOptions(
+                ckpt, smp, tokens=tok, device="cpu", snapshot_dir=Path(tmp) / "snaps"
+            )
+            first, after = asyncio.run(_soak(options, keys))
+            rows.append(
+                {
+                    "name": f"RSS after {keys} random keys / first view, {name}",
+                    "a": after,
+                    "b": first,
+                    "unit": "MB",
+                    "ratio": after / first,
+                    "target": 1.2,
+                }
+            )
+    return rows
+
+
+async def _stall(session: Any, budget_s: float = 120.0) -> tuple[float, float, int]:
+    """Longest UI-loop stall (ms) and key → repaint p95 (ms) while ``f`` recomputes."""
+    from fga_tui.tui.app import FgaApp
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        curves = app.query_one("#curves")
+        while curves._prewarm:
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        stamps: list[float] = []
+        original = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original(screen, renderable)
+            stamps.append(time.perf_counter())
+
+        app._display = display  # type: ignore[method-assign]
+        worst = [0.0]
+        running = [True]
+
+        async def watch() -> None:
+            while running[0]:
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.005)
+                worst[0] = max(worst[0], time.perf_counter() - t0 - 0.005)
+
+        watcher = asyncio.create_task(watch())
+        app.simulate_key("f")
+        latencies: list[float] = []
+        direction, end = 1, time.monotonic() + budget_s
+        await asyncio.sleep(0.05)
+        while app.busy and time.monotonic() < end:
+            last = len(app.view.stages) - 1
+            if not 0 <= app.cursor.stage + direction <= last:
+                direction = -direction
+            stamps.clear()
+            t0 = time.perf_counter()
+            app.simulate_key("right" if direction > 0 else "left")
+            while not stamps and time.perf_counter() - t0 < 2.0:
+                await asyncio.sleep(0.001)
+            if stamps:
+                latencies.append((stamps[0] - t0) * 1000)
+            await asyncio.sleep(0.04)
+        running[0] = False
+        await watcher
+        await app.workers.wait_for_complete()
+    if not latencies:
+        return worst[0] * 1000, float("nan"), 0
+    p95 = sorted(latencies)[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+    return worst[0] * 1000, p95, len(latencies)
+
+
+def stall_rows(quick: bool) -> list[dict[str, Any]]:
+    from fga_tui.tui.engine_process import EngineProcess
+    from fga_tui.tui.messages import ViewReady
+    from fga_tui.tui.session import Session, SessionOptions
+    from fga_tui.tui.synthetic import supercell
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sample, tokens = supercell(tmp)
+        options = SessionOptions(CKPT, sample, tokens=tokens, device="cpu")
+        results = {}
+        for name, cls in (("in the UI process", Session), ("in a child process", EngineProcess)):
+            session = cls(options)
+            posted: list = []
+            session.compute(
+                session.next_generation(), session.initial_request(), posted.append, lambda: False
+            )
+            if not isinstance(posted[-1], ViewReady):
+                raise RuntimeError(getattr(posted[-1], "message", posted[-1]))
+            try:
+                results[name] = asyncio.run(_stall(session))
+            finally:
+                session.close()
+        inproc, child = results["in the UI process"], results["in a child process"]
+        rows.append(
+            {
+                "name": "longest UI stall during a 500-atom diagnosis, child/in-process",
+                "a": child[0],
+                "b": inproc[0],
+                "unit": "ms",
+                "ratio": child[0] / inproc[0],
+                "target": None,
+                "abs_target": 50.0,
+            }
+        )
+        rows.append(
+            {
+                "name": f"step→repaint p95 meanwhile (child {child[2]}, in-proc {inproc[2]} keys)",
+                "a": child[1],
+                "b": inproc[1],
+                "unit": "ms",
+                "ratio": child[1] / inproc[1],
+                "target": None,
+                "abs_target": 50.0,
+            }
+        )
+    return rows
+
+
+def report_rows(quick: bool) -> list[dict[str, Any]]:
+    from fga_tui import engine
+    from fga_tui.diagnostics.report import cause_ablations, diagnose
+    from fga_tui.structure.symmetry import analyse_symmetry
+    from fga_tui.tui.synthetic import demo_supercell
+
+    engine.configure_threads(reserve_one_core=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = demo_supercell(tmp, (7, 7, 7))
+        loaded = engine.load_model(DEMO / "demo_problem.pt", device="cpu")
+        prepared = engine.prepare_sample(loaded, engine.load_sample(path))
+        n = prepared.sample.structure.num_atoms
+        orbits = analyse_symmetry(prepared.sample.structure).orbits
+
+        def traces() -> None:
+            trace = engine.run_trace(loaded, prepared)
+            cause_ablations(loaded, prepared, trace, orbits)
+
+        def report() -> None:
+            diagnose(loaded, prepared).report.to_json()
+
+        def cpu(fn: Any) -> float:
+            t0 = time.process_time()
+            fn()
+            return (time.process_time() - t0) * 1000
+
+        report()  # warm-up: the audit's probe, imports
+        repeats = 1 if quick else 2
+        a = statistics.median(cpu(report) for _ in range(repeats))
+        b = statistics.median(cpu(traces) for _ in range(repeats))
+    return [
+        {
+            "name": f"report / its traces, {n} atoms (CPU time)",
+            "a": a,
+            "b": b,
+            "unit": "ms",
+            "ratio": a / b,
+            "target": 2.0,
+        }
+    ]
+
+
+def big_rows(quick: bool) -> list[dict[str, Any]]:
+    import bench_tui
+
+    from fga_tui.tui.engine_process import EngineProcess
+    from fga_tui.tui.messages import ViewReady
+    from fga_tui.tui.session import SessionOptions
+    from fga_tui.tui.synthetic import demo_supercell
+
+    rows = []
+    cases = [("symmetric", 0.0)] + ([] if quick else [("rattled", 0.05)])
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, rattle in cases:
+            path = demo_supercell(tmp, (9, 9, 10), rattle)
+            session = EngineProcess(SessionOptions(DEMO / "demo_problem.pt", path, device="cpu"))
+            try:
+                posted: list = []
+                t0 = time.perf_counter()
+                session.compute(
+                    session.next_generation(),
+                    session.initial_request(),
+                    posted.append,
+                    lambda: False,
+                )
+                first = time.perf_counter() - t0
+                if not isinstance(posted[-1], ViewReady):
+                    raise RuntimeError(getattr(posted[-1], "message", posted[-1]))
+                n = posted[-1].view.num_atoms
+                lat, _, _ = asyncio.run(bench_tui._step_latencies(session, 20 if quick else 60))
+            finally:
+                session.close()
+            rows.append(
+                {
+                    "name": f"first view of a {n}-atom cell ({name}), wall",
+                    "a": first * 1000,
+                    "b": None,
+                    "unit": "ms",
+                    "ratio": None,
+                    "target": None,
+                    "abs_target": 60000.0,
+                }
+            )
+            rows.append(
+                {
+                    "name": f"step→repaint p95, {n} atoms ({name})",
+                    "a": bench_tui._percentile(lat, 95),
+                    "b": None,
+                    "unit": "ms",
+                    "ratio": None,
+                    "target": None,
+                    "abs_target": 50.0,
+                }
+            )
+    return rows
+
+
+SECTIONS = {"memory": memory_rows, "stall": stall_rows, "report": report_rows, "big": big_rows}
+
+
+def run(quick: bool = False, only: tuple[str, ...] = tuple(SECTIONS)) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name in only:
+        try:
+            rows += SECTIONS[name](quick)
+        except Exception as exc:  # one failure must not hide the other rows
+            rows.append({"name": f"{name}: not run ({type(exc).__name__}: {exc})"})
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """One line per row: a, b, a/b against the ratio target, or a against an absolute one."""
+    head = f"{'benchmark':<66} {'a':>9} {'b':>9} {'unit':>4} {'a/b':>6} {'target':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "a" not in r:
+            lines.append(r["name"])
+            continue
+        b = "" if r["b"] is None else f"{r['b']:.1f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        if r.get("target") is not None:
+            target, ok = f"<= {r['target']:g}x", r["ratio"] <= r["target"]
+        else:
+            target, ok = f"<= {r['abs_target']:g}", r["a"] <= r["abs_target"]
+        lines.append(
+            f"{r['name']:<66} {r['a']:>9.1f} {b:>9} {r['unit']:>4} {ratio:>6} {target:>9} "
+            f"{'ok' if ok else 'MISS'}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(SECTIONS))
+    args = parser.parse_args()
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    print(f"load average {', '.join(f'{v:.1f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+    print(format_rows(run(args.quick, only)))
+
+
+if __name__ == "__main__":
+    main()
