@@ -130,13 +130,51 @@ def _pair_same(a: list[str], b: list[str]) -> bool:
 
 def _same_top_word_pairs(top: list[dict], orbits: list[list[int]]) -> list[tuple[int, int]]:
     """Pairs of orbit representatives (atom indices) that show the same top words."""
+    return _count_same_top_word_pairs(top, orbits, None)[1]
+
+
+def _count_same_top_word_pairs(
+    top: list[dict], orbits: list[list[int]], keep: int | None
+) -> tuple[int, list[tuple[int, int]]]:
+    """(how many pairs of orbit representatives show the same top words, the first ``keep``
+    of them (all when None), in representative order).
+
+    ``_pair_same`` on every pair, vectorised: a cell without symmetry has N²/2 pairs (12 M at
+    4,860 atoms took 40 s as a Python loop). Words become ids; each list's repeated words and
+    its padding get unique negative ids, so equal ids count the words two lists share.
+    """
     if len(orbits) < 2 or not top:
-        return []
+        return 0, []
     reps = [o[0] for o in orbits]
-    lists = {i: [w for w, _ in top[i]["words"][:SAME_TOP_K]] for i in reps}
-    return [
-        (a, b) for k, a in enumerate(reps) for b in reps[k + 1 :] if _pair_same(lists[a], lists[b])
-    ]
+    lists = [[w for w, _ in top[i]["words"][:SAME_TOP_K]] for i in reps]
+    vocab: dict[str, int] = {}
+    g = len(reps)
+    ids = -1 - np.arange(g * SAME_TOP_K, dtype=np.int64).reshape(g, SAME_TOP_K)
+    for r, words in enumerate(lists):
+        seen: set[str] = set()
+        for k, w in enumerate(words):
+            if w not in seen:
+                seen.add(w)
+                ids[r, k] = vocab.setdefault(w, len(vocab))
+    lengths = np.array([len(w) for w in lists])
+    first = np.array([vocab.get(w[0], -1) if w else -1 for w in lists])
+    count, out = 0, []
+    chunk = max(1, 4_000_000 // (g * SAME_TOP_K * SAME_TOP_K))
+    for start in range(0, g, chunk):
+        rows = slice(start, min(g, start + chunk))
+        shared = (ids[rows, None, :, None] == ids[None, :, None, :]).sum(axis=(2, 3))
+        a_in_b = (first[rows, None] == ids[None, :, 0]) | (first[rows, None] == ids[None, :, 1])
+        b_in_a = (first[None, :] == ids[rows, 0, None]) | (first[None, :] == ids[rows, 1, None])
+        need = np.minimum(np.minimum(SAME_TOP_SHARED, lengths[rows, None]), lengths[None, :])
+        ok = a_in_b & b_in_a & (shared >= need) & (lengths[rows, None] > 0) & (lengths > 0)
+        ok &= np.arange(g)[None, :] > np.arange(rows.start, rows.stop)[:, None]
+        count += int(ok.sum())
+        if keep is None or len(out) < keep:
+            found = np.argwhere(ok)
+            if keep is not None:
+                found = found[: keep - len(out)]
+            out.extend((reps[i + start], reps[j]) for i, j in found)
+    return count, out
 
 
 #: an atom whose head-averaged attention puts less than this on real words reads nothing
@@ -315,7 +353,7 @@ def assemble(
     multi = any(len(o) > 1 for o in orbits)
     labels = trace.labels
     special_only = [labels[i] for i in _special_token_atoms(trace, [o[0] for o in orbits])]
-    same_pairs = _same_top_word_pairs(top, orbits)
+    n_same, same_pairs = _count_same_top_word_pairs(top, orbits, MAX_PAIRS_SHOWN)
     n_pairs = len(orbits) * (len(orbits) - 1) // 2
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
     broken = [
@@ -330,7 +368,7 @@ def assemble(
         multimodal=loaded.config.multimodal,
         fga_input_stage=fga_input_stage(trace),
         attention_jsd=None if att is None else att.cross_orbit_jsd,
-        same_top_words=None if len(orbits) < 2 or not top else len(same_pairs) == n_pairs,
+        same_top_words=None if len(orbits) < 2 or not top else n_same == n_pairs,
         same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
         shared_fraction=None
         if att is None or att.decomposition is None
