@@ -262,6 +262,10 @@ class FgaApp(App[None]):
         self.query_one("#body").loading = False
         self.cursor = self._carry_cursor(old, view)
         self._show_all()
+        if old is not None and old is not view:
+            from fga_tui.tui.engine_process import trim_heap
+
+            trim_heap()  # a view the cache let go of: give its pages back (~1 ms)
         if str(view.sample_path) not in self.sample_counts:
             self._count(Path(view.sample_path))
 

@@ -8,6 +8,7 @@ the attention arrays (a few hundred microseconds at 500 atoms) and cached by ``V
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,9 @@ class View:
     trace: Any = None
     report: Any = None
     _words: dict[tuple, list[list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
+    #: Identifies this view in the panes' picture caches. Not ``id(view)``: views leave the
+    #: bounded cache and are freed, and a new one may get a freed one's id.
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def num_atoms(self) -> int:

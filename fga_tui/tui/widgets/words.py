@@ -103,7 +103,14 @@ class TopWords(CachedLines):
     def cache_key(self) -> tuple:
         cur = self._cursor
         source = None if self._view is None else source_stage(self._view, cur)
-        return (id(self._view), cur.atom, cur.head, cur.counterfactual, source, cur.stopwords)
+        return (
+            (self._view.uid if self._view is not None else ""),
+            cur.atom,
+            cur.head,
+            cur.counterfactual,
+            source,
+            cur.stopwords,
+        )
 
     def build(self) -> Text:
         view, cursor = self._view, self._cursor
