@@ -22,6 +22,9 @@ __all__ = ["CURVES", "MODES", "SEVERITY_MARK", "VerdictRow", "View", "build_view
 
 #: Up to this many atoms the heat map shows every atom; above it, orbits or elements.
 FULL_MATRIX_MAX = 48
+#: Rankings of every atom's top words kept per view (per source, head, stopwords): at 500
+#: atoms each is ~5,000 tuples, and 64 of them made a long session grow by tens of MB.
+WORDS_CACHE = 8
 #: Curves across stages, in legend order: (key, label).
 CURVES = (
     ("xorbit", "x-orbit centred corr"),
@@ -125,8 +128,9 @@ class View:
         from fga_tui.diagnostics.words import top_words
 
         key = (source, head, k, None if stopwords is None else id(stopwords))
-        cached = self._words.get(key)
+        cached = self._words.pop(key, None)
         if cached is not None:
+            self._words[key] = cached  # most recently used last
             return cached
         A = self.attention_at(source)
         if A is None:
@@ -135,8 +139,8 @@ class View:
         ranked = top_words(
             A, self.tokens, self.token_mask, k=k, head=head, stopwords=stopwords, keep=keep
         )
-        if len(self._words) > 64:
-            self._words.clear()
+        if len(self._words) >= WORDS_CACHE:  # each holds every atom's list: keep a few
+            self._words.pop(next(iter(self._words)))
         self._words[key] = ranked
         return ranked
 
