@@ -86,6 +86,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         ok = "ok" if r["ratio"] <= r["target"] else "MISS"
         lines.append(
             f"{r['name']:<44} {r['a_ms']:>9.1f} {r['b_ms']:>9.1f} {r['ratio']:>6.2f} "
-            f"{'<= ' + format(r['target'], '.1f'):>7} {ok}"
+            f"{'<= ' + format(r['target'], 'g'):>7} {ok}"
         )
     return "\n".join(lines)

@@ -8,6 +8,8 @@
 (c) a traced forward (``trace_batch`` with counterfactual attention: what the engine runs) vs a
     plain forward, both including collation, of a fork-style multimodal model at hidden 256
     with 40 random 768-d token states: target <= 1.3.
+(d) the plain forward with its named hook points (identity modules, no hooks attached) vs the
+    same forward with each reduced to a bare function call: target <= 1.03.
 
 The two sides of a ratio are timed in turn, so background load hits both alike; the
 default clock is process CPU time (see ``_common.CLOCKS``).
@@ -33,6 +35,7 @@ from fga_tui.io.types import TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
 from fga_tui.model.batch import collate_graphs, collate_tokens
 from fga_tui.model.config import FIELD_NAMES, ModelConfig
+from fga_tui.model.hooks import HookPoint
 from fga_tui.model.tracer import trace_batch
 from fga_tui.structure.graph import build_graph
 from fga_tui.structure.types import CrystalGraph
@@ -178,7 +181,22 @@ def _trace_rows(
 
         traced_ms, plain_ms = interleaved_ms([traced, plain], repeats, warmup, clock)
         rows.append(_row(f"(c) traced / plain (fork, 40 tokens), {name}", traced_ms, plain_ms, 1.3))
+
+        def bare(plain: Any = plain) -> torch.Tensor:
+            """The same forward with every hook point reduced to a plain function call."""
+            HookPoint.__call__ = _identity  # type: ignore[method-assign]
+            try:
+                return plain()
+            finally:
+                del HookPoint.__call__
+
+        hooked_ms, bare_ms = interleaved_ms([plain, bare], repeats, warmup, clock)
+        rows.append(_row(f"(d) hook points / none (fork), {name}", hooked_ms, bare_ms, 1.03))
     return rows
+
+
+def _identity(_self: Any, x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def run(quick: bool = False, clock: str = "cpu") -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - engine (bench_forward): pure torch vs upstream DGL, vs the matmul bound, traced vs plain;
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
+- attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
 - TUI (bench_tui): step-to-repaint p95 and first paint, absolute ms against their targets;
 - long sessions and big cells (bench_session): RSS after 1,000 random keys / at the first view,
   the UI's longest stall while a 500-atom diagnosis runs (engine in a child process vs in the
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--skip-session", action="store_true", help="no bench_session rows")
     args = parser.parse_args()
 
+    import bench_attribution
     import bench_forward
     import bench_scan
     import bench_session
@@ -76,6 +78,7 @@ def main() -> None:
         ("engine", lambda: bench_forward.run(args.quick)),
         ("graphs", lambda: graph_rows(args.quick)),
         ("scan", lambda: bench_scan.run(args.quick)),
+        ("attribution", lambda: bench_attribution.run(args.quick)),
     ):
         try:
             ratio_rows += fn()

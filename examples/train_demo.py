@@ -11,10 +11,13 @@ data, split and seed for both:
   atoms, so every atom's top words are the text's most frequent tokens.
 * ``demo_fixed.pt`` (``FIXED``): remedies 1 and 2 (no middle fusion, 2 + 2 layers) and remedy 4:
   ``+ 100 · attention_diversity_loss`` measured on rankable words (no [CLS]/[SEP]) ``+ 1 ·
-  shared_query_loss``. Why both terms: the variance term alone, at any weight large enough to
-  move near-uniform attention, runs the softmax into one-hot rows, and every atom of a cell whose
-  atoms are all cations (the A4BC family) lands on the same token; the scale-free shared-query
-  term turns the queries towards atom-specific rankings and keeps the rows soft.
+  shared_query_loss + 5 · element_contrast_loss``. Why three terms: the variance term alone, at
+  any weight large enough to move near-uniform attention, runs the softmax into one-hot rows, and
+  every atom of a cell whose atoms are all cations (the A4BC family) lands on the same token; the
+  scale-free shared-query term turns the queries towards atom-specific rankings and keeps the
+  rows soft; but both reward the largest split of a cell and are met once one element reads
+  differently (with them alone Ba and Li still read the same words, "( 1 ) ."): the element
+  contrast term (cosine between the attention rows of different elements) separates every pair.
 
 It also writes the bundled demo text encoder, the Ba4HfLi demo sample and its precomputed token
 states, then checks both checkpoints with the engine and the diagnosis (top words per atom,
@@ -62,6 +65,7 @@ from fga_tui.text.demo_encoder import (
 from fga_tui.training import (
     DiversityMonitor,
     attention_diversity_loss,
+    element_contrast_loss,
     forward_with_attention,
     shared_query_loss,
 )
@@ -109,6 +113,7 @@ class Recipe:
     content_only: bool = False  # measure diversity on ranked words only ([CLS]/[SEP] excluded)
     per_head: bool = False  # diversity of every head's weights instead of their mean
     shared_query_weight: float = 0.0  # weight of shared_query_loss (query direction, scale-free)
+    contrast_weight: float = 0.0  # weight of element_contrast_loss (different elements, words)
 
 
 @dataclass
@@ -217,6 +222,10 @@ def train(recipe: Recipe, data: Data, seed: int, log_every: int = 5) -> dict[str
                 loss = loss + recipe.shared_query_weight * shared_query_loss(
                     fw.queries, fw.keys, node_mask, mask
                 )
+            if recipe.contrast_weight:
+                loss = loss + recipe.contrast_weight * element_contrast_loss(
+                    a2t, node_mask, mask, element_groups([data.graphs[i] for i in b])
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -251,6 +260,15 @@ def train(recipe: Recipe, data: Data, seed: int, log_every: int = 5) -> dict[str
         "seconds": seconds,
         "history": monitor.history,
     }
+
+
+def element_groups(graphs: Sequence[CrystalGraph]) -> torch.Tensor:
+    """Atomic numbers [B, M] in the padded layout of ``forward_with_attention`` (-1 = padding)."""
+    width = max(g.num_nodes for g in graphs)
+    out = torch.full((len(graphs), width), -1, dtype=torch.long)
+    for b, g in enumerate(graphs):
+        out[b, : g.num_nodes] = torch.as_tensor(np.asarray(g.atomic_numbers), dtype=torch.long)
+    return out
 
 
 def checkpoint_dict(model: ALIGNNText, epoch: int, val_mae: float) -> dict[str, Any]:
@@ -304,6 +322,7 @@ def recipes(quick: bool, epochs: int | None) -> list[Recipe]:
         FIXED,
         diversity_weight=100.0,
         shared_query_weight=1.0,
+        contrast_weight=5.0,
         epochs=epochs or 30,
         content_only=True,
     )

@@ -218,11 +218,16 @@ def export(
     )
     from fga_tui.oom import retry_on_cpu
 
-    trace, _ = retry_on_cpu(
-        lambda m: engine.run_trace(m, prepared, Ablation(no_fusion=no_fusion, fga_from=fga_from)),
-        loaded,
-        _note,
-    )
+    ablation = Ablation(no_fusion=no_fusion, fga_from=fga_from)
+
+    def traced(m: Any) -> Any:
+        trace = engine.run_trace(m, prepared, ablation)
+        if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
+            att = engine.run_attribution(m, prepared, ablation, trace=trace)
+            trace = engine.with_attribution(trace, att)
+        return trace
+
+    trace, _ = retry_on_cpu(traced, loaded, _note)
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -460,6 +465,12 @@ def scan(
     ablations: Annotated[
         bool, typer.Option("--ablations/--no-ablations", help="Also run the no-fusion ablation.")
     ] = False,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            "--attribution", help="Text reliance per sample (no-text, deletions; ~3x slower)."
+        ),
+    ] = False,
     stopwords: Stopwords = None,
     device: Device = "auto",
     tokens: Tokens = None,
@@ -508,6 +519,7 @@ def scan(
         ablations=ablations,
         stopwords=_stopwords(stopwords),
         max_atoms=max_atoms,
+        attribution=attribution,
     )
     if out is not None:
         from fga_tui.io.atomic import atomic_write_text

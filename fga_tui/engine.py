@@ -87,15 +87,14 @@ class LoadedModel:
     config: ModelConfig
     info: CheckpointInfo
     device: torch.device
-    state_dict: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     @property
     def needs_text(self) -> bool:
         return self.config.needs_text
 
     def stage_names(self, ablation: Ablation | None = None) -> list[str]:
-        ablation = ablation or Ablation()
-        return self.model.stage_names(no_fusion=ablation.no_fusion, fga_from=ablation.fga_from)
+        """Stage names of a trace under ``ablation`` (an ``Interventions`` set)."""
+        return self.model.stage_names(ablation or Ablation())
 
 
 def _build_model(
@@ -140,7 +139,7 @@ def load_model(
         warnings=tuple(raw.warnings),
         meta=dict(raw.meta),
     )
-    return LoadedModel(model, config, info, dev, raw.state_dict)
+    return LoadedModel(model, config, info, dev)
 
 
 def model_from_state(
@@ -154,7 +153,7 @@ def model_from_state(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model = _build_model(config, state_dict, name, dev)
     info = CheckpointInfo(path=name, layout="in-memory", config_source="given", inferred=())
-    return LoadedModel(model, config, info, dev, dict(state_dict))
+    return LoadedModel(model, config, info, dev)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,18 +215,53 @@ def prepare_sample(
     return PreparedSample(sample, graph, tokens if needs_text else None)
 
 
-def check_ablation(loaded: LoadedModel, ablation: Ablation) -> None:
-    """Turn an impossible ablation into a clear user error."""
-    if ablation.no_fusion and not loaded.config.fusion_indices:
+def check_ablation(
+    loaded: LoadedModel, ablation: Ablation, prepared: Sequence[PreparedSample] = ()
+) -> None:
+    """Turn an intervention this model or sample cannot take into a clear user error.
+
+    Errors name the flag the user typed: ``--no-fusion``/``--fga-from`` for the aliases'
+    meanings, ``--intervene`` with the spec otherwise.
+    """
+    config = loaded.config
+    if ablation.no_fusion and not (config.multimodal and config.fusion_indices):
         raise InputError("--no-fusion", "this checkpoint has no middle fusion to bypass")
+    if ablation.no_text and not config.multimodal:
+        raise InputError("--intervene", "no-text: this checkpoint reads no text")
     if ablation.fga_from is not None:
-        names = [s for s in loaded.config.stage_names() if s != "fga"]
+        names = [s for s in config.stage_names() if s != "fga"]
         if ablation.no_fusion:
             names = [s for s in names if not s.startswith("fusion.")]
         if ablation.fga_from not in names:
             raise InputError(
                 "--fga-from", f"{ablation.fga_from!r} is not a stage; choose one of {names}"
             )
+    stages = loaded.stage_names(ablation)
+    for item in ablation:
+        if item.kind not in ("mean-ablate", "patch"):
+            continue
+        if item.stage not in stages:
+            raise InputError(
+                "--intervene",
+                f"{item.spec}: {item.stage!r} is not a stage of this run; choose one of {stages}",
+            )
+        if item.kind != "patch":
+            continue
+        for p in prepared:
+            elements = p.elements
+            for ref in (item.dst, item.src):
+                if ref.index >= len(elements):
+                    raise InputError(
+                        p.sample.source or "--intervene",
+                        f"{item.spec}: atom {ref.index} does not exist "
+                        f"({len(elements)} atoms, 0-{len(elements) - 1})",
+                    )
+                if ref.element is not None and elements[ref.index] != ref.element:
+                    raise InputError(
+                        p.sample.source or "--intervene",
+                        f"{item.spec}: atom {ref.index} is {elements[ref.index]}, "
+                        f"not {ref.element}",
+                    )
 
 
 def run_trace(
@@ -252,7 +286,7 @@ def run_traces(
     from fga_tui.model.tracer import trace_batch
 
     ablation = ablation or Ablation()
-    check_ablation(loaded, ablation)
+    check_ablation(loaded, ablation, prepared)
     tokens = [p.tokens for p in prepared] if loaded.needs_text else None
     return trace_batch(
         loaded.model,
@@ -261,4 +295,101 @@ def run_traces(
         [p.elements for p in prepared],
         ablation=ablation,
         counterfactuals=counterfactuals,
+    )
+
+
+def run_attribution(
+    loaded: LoadedModel,
+    prepared: PreparedSample,
+    ablation: Ablation | None = None,
+    *,
+    steps: int = 32,
+    delete_top_k: int = 5,
+    trace: Trace | None = None,
+) -> Any:
+    """Attribution and text reliance of one sample (``fga_tui.diagnostics.attribution``);
+    None for a model that reads no text or under ``no-text``.
+
+    Needs a backward pass, so it runs here and not in the no-grad tracer. ``ablation`` applies
+    to every run; ``steps`` integration steps (Gauss-Legendre); the ``delete_top_k`` words with
+    the largest integrated gradients are deleted one at a time. ``trace``: this sample's trace
+    under the same interventions; its encoder output is reused (one encoder run fewer).
+    """
+    import time
+
+    import numpy as np
+
+    from fga_tui.diagnostics.attribution import Attribution, WordDeletion, ranked_words
+    from fga_tui.diagnostics.words import group_wordpieces
+    from fga_tui.model.attribution import TextAttributor
+
+    ablation = ablation or Ablation()
+    if not loaded.needs_text or prepared.tokens is None or ablation.no_text:
+        return None
+    check_ablation(loaded, ablation, [prepared])
+    t0 = time.perf_counter()
+    encoded = None
+    if trace is not None and trace.ablation.specs == ablation.specs and trace.stages:
+        # The node features the head reads: the stage before ``fga`` (or the last stage).
+        last = trace.stages[-2] if trace.stages[-1] == "fga" else trace.stages[-1]
+        encoded = torch.from_numpy(np.ascontiguousarray(trace.features[last]))
+    attributor = TextAttributor(
+        loaded.model, prepared.graph, prepared.tokens, ablation, encoded=encoded
+    )
+    prediction, no_text = attributor.predictions()
+    weighted = attributor.gradient_weighted_attention()
+    ig = attributor.integrated_gradients(steps)
+    tokens = prepared.tokens
+    mask = np.asarray(tokens.mask, dtype=bool)
+    words = ranked_words(tokens.tokens, mask, ig.tokens, delete_top_k)
+    keep = []
+    for _, _, positions in words:
+        row = mask.copy()
+        row[list(positions)] = False
+        keep.append(row)
+    specials_only = mask & ~np.isin(
+        np.arange(len(mask)), [i for _, idx in group_wordpieces(tokens.tokens, mask) for i in idx]
+    )
+    # Without a special token to keep, "no words" would leave the attention nothing to read.
+    extra = [specials_only] if specials_only.any() else []
+    predicted = list(attributor.masked_predictions([*keep, *extra]))
+    no_words = predicted.pop() if extra else None
+    deleted = predicted
+    deletions = tuple(
+        WordDeletion(w, float(score), pos, float(p), float(p) - prediction)
+        for (w, score, pos), p in zip(words, deleted, strict=True)
+    )
+    return Attribution(
+        atom_to_text=weighted,
+        tokens=ig.tokens,
+        token_strings=tuple(tokens.tokens),
+        token_mask=mask,
+        prediction=prediction,
+        prediction_no_text=no_text,
+        delta=float(np.sum(ig.tokens, dtype=np.float64)) - (prediction - no_text),
+        encoder_leg=ig.encoder_leg,
+        steps=ig.steps,
+        deletions=deletions,
+        prediction_no_words=None if no_words is None else float(no_words),
+        timings={"attribution_s": time.perf_counter() - t0},
+    )
+
+
+def with_attribution(trace: Trace, attribution: Any) -> Trace:
+    """A copy of ``trace`` carrying ``attr.atom_to_text``, ``attr.tokens`` and the attention
+    ``grounding`` (the last also without ``attribution``, whenever there is attention)."""
+    import dataclasses
+
+    from fga_tui.diagnostics.grounding import grounding
+
+    ground = None
+    if trace.atom_to_text is not None:
+        ground = grounding(
+            trace.atom_to_text, trace.tokens, trace.token_mask, trace.elements
+        ).per_atom
+    return dataclasses.replace(
+        trace,
+        attribution=None if attribution is None else attribution.atom_to_text,
+        token_attribution=None if attribution is None else attribution.tokens,
+        grounding=ground,
     )

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from fga_tui.diagnostics.attribution_rows import AttributionAggregate
 from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.types import Sample
 from fga_tui.oom import run_traces_split
@@ -50,6 +51,7 @@ class ScanSummary:
     metrics: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KEY_METRICS})
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    attribution: AttributionAggregate = field(default_factory=AttributionAggregate)
 
     def add(self, row: dict[str, Any]) -> None:
         self.total += 1
@@ -66,6 +68,7 @@ class ScanSummary:
             v = row["metrics"].get(k)
             if v is not None and math.isfinite(v):
                 self.metrics[k].append(float(v))
+        self.attribution.add(row)
 
     def distribution(self, key: str) -> dict[str, float] | None:
         values = np.asarray(self.metrics[key], dtype=np.float64)
@@ -96,6 +99,7 @@ class ScanSummary:
             },
             "worst_severity": dict(self.worst),
             "metrics": {k: self.distribution(k) for k in KEY_METRICS},
+            "attribution": self.attribution.to_json(),
             "errors": self.errors,
         }
 
@@ -123,6 +127,7 @@ class ScanSummary:
             d = self.distribution(k)
             if d:
                 out.append(f"  {k:<30} {d['min']:.3g} / {d['median']:.3g} / {d['max']:.3g}")
+        out.extend(self.attribution.to_text_lines())
         if histogram and len(self.metrics["attention_cross_orbit_jsd"]) > 1:
             out.append(
                 histogram_text(
@@ -158,7 +163,8 @@ def _row_error(position: int, sample_id: str | None, message: str) -> dict[str, 
     return {"position": position, "id": sample_id, "status": "error", "error": message}
 
 
-def _row_ok(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
+def _row_ok(position: int, diagnosis: Any, trace: Any, attribution: Any = None) -> dict[str, Any]:
+    from fga_tui.diagnostics.attribution_rows import row_fields
     from fga_tui.diagnostics.report import fga_input_stage
 
     rep = diagnosis.report
@@ -188,6 +194,7 @@ def _row_ok(position: int, diagnosis: Any, trace: Any) -> dict[str, Any]:
         },
         "orbits": rep.orbits,
         "top_words": {e["atom"]: [w for w, _ in e["words"][:5]] for e in rep.top_words},
+        **row_fields(trace, attribution),
     }
 
 
@@ -200,6 +207,7 @@ def _assemble_job(
     ablation_traces: dict[str, Any],
     stopwords: set[str] | None,
     symmetry: Any,
+    attribution: Any = None,
 ) -> dict[str, Any]:
     """Diagnosis of one traced sample -> its JSONL row (numpy only: runs in a worker process)."""
     from fga_tui.diagnostics.report import assemble
@@ -214,7 +222,7 @@ def _assemble_job(
         symmetry=symmetry,
         lean=True,
     )
-    return _row_ok(position, diag, trace)
+    return _row_ok(position, diag, trace, attribution)
 
 
 def _can_spawn() -> bool:
@@ -283,8 +291,13 @@ def scan(
     max_atoms: int = MAX_ATOMS,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    attribution: bool = False,
 ) -> ScanSummary:
-    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``."""
+    """Diagnose every sample of ``data``; write one JSON line per sample to ``out``.
+
+    Rows carry each sample's attention grounding; ``attribution`` adds text reliance (no-text
+    prediction, word deletions, integrated gradients: about 2 traced forwards more per sample).
+    """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
     from fga_tui.io.sample import iter_samples
@@ -366,7 +379,8 @@ def scan(
                 )
                 extra = [{"no_fusion": t} for t in nf]
             for (position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
-                args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym)
+                att = engine.run_attribution(loaded, prep, trace=trace) if attribution else None
+                args = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
                 if pool is None:
                     emit(_assemble_job(*args))
                 else:

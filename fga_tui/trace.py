@@ -7,7 +7,9 @@ Contract (shared/DESIGN.md): stage names in forward order are ``embed``, ``align
 ``fusion.k`` right after ``alignn.k`` when middle fusion runs there, ``gcn.0`` ..., ``fga``.
 ``trace.npz`` holds ``stages``, ``elements``, ``tokens``, ``prediction``, ``features.<stage>``
 [N, D], ``attn.atom_to_text`` [H, N, L], ``attn.text_to_atom`` [H, L, N] and
-``cf.atom_to_text.<stage>`` [H, N, L].
+``cf.atom_to_text.<stage>`` [H, N, L]; with attribution (``engine.with_attribution``) also
+``attr.atom_to_text`` [N, L], ``attr.tokens`` [L] and ``grounding`` [N] (NaN where the text
+names no element).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Trace:
     shared-vs-atom-specific logit decomposition). ``token_mask`` bool [L] marks real tokens.
     ``global_attention`` holds the fork's graph<->text weights [H] (constant 1.0 by construction);
     ``extras`` other named intermediates (``fusion.k.gate`` [N, C], ``text.embedding`` [P]).
+    ``attribution`` [N, L] gradient-weighted attention, ``token_attribution`` [L] integrated
+    gradients, ``grounding`` [N] each atom's attention share on its own element's tokens.
     """
 
     stages: tuple[str, ...]
@@ -52,6 +56,9 @@ class Trace:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     ablation: Ablation = field(default_factory=Ablation)
     timings: dict[str, float] = field(default_factory=dict)
+    attribution: np.ndarray | None = None
+    token_attribution: np.ndarray | None = None
+    grounding: np.ndarray | None = None
 
     @property
     def num_atoms(self) -> int:
@@ -64,9 +71,6 @@ class Trace:
     @property
     def labels(self) -> list[str]:
         return [f"{el}_{i}" for i, el in enumerate(self.elements)]
-
-    def stage_index(self, stage: str) -> int:
-        return self.stages.index(stage)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The trace.npz contract as a dict of numpy arrays."""
@@ -86,7 +90,15 @@ class Trace:
             arrays["attn.text_to_atom"] = np.asarray(self.text_to_atom, dtype=np.float32)
         for stage, weights in self.counterfactual.items():
             arrays[f"cf.atom_to_text.{stage}"] = np.asarray(weights, dtype=np.float32)
+        for key, value in (
+            ("attr.atom_to_text", self.attribution),
+            ("attr.tokens", self.token_attribution),
+            ("grounding", self.grounding),
+        ):
+            if value is not None:
+                arrays[key] = np.asarray(value, dtype=np.float32)
         arrays["ablation"] = np.array(self.ablation.describe())
+        arrays["intervention"] = np.array(self.ablation.specs, dtype=str)
         return arrays
 
     def save_npz(self, path: str | Path) -> Path:

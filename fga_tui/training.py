@@ -11,7 +11,8 @@ every atom (the "all atoms show the same top words" bug, diagnosed as SHARED_QUE
   scaling one shared ranking differently per atom, and then saturates the softmax; with this
   term the queries turn towards atom-specific rankings instead (see ``examples/train_demo.py``).
 * ``forward_with_attention``: the model output with the differentiable attention, queries and
-  keys (``Capture`` keeps detached copies, which cannot carry a gradient).
+  keys, taken from the model's hook points without detaching (a trace keeps detached copies,
+  which cannot carry a gradient).
 * ``DiversityMonitor``: the diagnosis's attention metrics per batch, with a history.
 
 Works with any training loop around :class:`fga_tui.model.alignn_text.ALIGNNText`.
@@ -162,6 +163,35 @@ def shared_query_loss(
     return fraction[many].mean()
 
 
+def element_contrast_loss(
+    atom_to_text: torch.Tensor,
+    node_mask: torch.Tensor,
+    token_mask: torch.Tensor,
+    groups: torch.Tensor,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Mean cosine similarity between the head-averaged attention rows of atoms of *different*
+    groups (e.g. elements), in [0, 1]; add ``λ ·`` it to the loss.
+
+    ``groups`` int [B, M] (any labels; padded atoms are ignored through ``node_mask``). Why: the
+    variance term rewards the largest split of a cell's atoms and is satisfied once one element
+    reads differently from the rest, so two elements can keep reading the same words (in the
+    A4BC demo cell, Ba and Li did). The cosine is scale-free and reaches 0 only when each pair
+    of different-element rows puts its weight on different tokens. Graphs with a single group
+    contribute nothing; with none in the batch the loss is 0 (still differentiable).
+    """
+    avg = atom_to_text.mean(dim=1)  # [B, M, L]
+    avg = torch.where(token_mask.to(torch.bool)[:, None, :], avg, torch.zeros_like(avg))
+    unit = avg / avg.norm(dim=-1, keepdim=True).clamp_min(eps)
+    cos = torch.matmul(unit, unit.transpose(1, 2))  # [B, M, M]
+    atoms = node_mask.to(torch.bool)
+    pairs = (groups[:, :, None] != groups[:, None, :]) & atoms[:, :, None] & atoms[:, None, :]
+    count = pairs.sum()
+    if int(count) == 0:
+        return cos.sum() * 0.0
+    return (cos * pairs).sum() / count
+
+
 class AttentionForward(NamedTuple):
     """What ``forward_with_attention`` returns (all still attached to the autograd graph)."""
 
@@ -173,32 +203,32 @@ class AttentionForward(NamedTuple):
 
 
 def forward_with_attention(
-    model: torch.nn.Module, batch: Any, text: Any, **kwargs: Any
+    model: torch.nn.Module, batch: Any, text: Any, interventions: Any = None
 ) -> AttentionForward:
-    """Run ``model(batch, text, **kwargs)`` and return its output with the fine-grained
-    attention's weights, node mask, queries and keys, still attached to the autograd graph.
+    """Run ``model(batch, text)`` and return its output with the fine-grained attention's
+    weights, node mask, queries and keys, still attached to the autograd graph.
 
-    A forward hook on ``model.fine_grained_attention`` picks them up as the block returns them
-    (``Capture`` keeps detached copies, which cannot carry a gradient); nothing is computed twice.
+    The tensors come from the model's named hook points (``attn.atom_to_text``,
+    ``fga.queries``, ``fga.keys``), captured without detaching; nothing is computed twice.
+    ``interventions`` (an ``fga_tui.interventions.Interventions``) runs the same forward under
+    them, e.g. to train against ``no-fusion``.
     """
-    block = getattr(model, "fine_grained_attention", None)
-    if block is None:
+    from fga_tui.model.hooks import hooks, run_with_cache
+    from fga_tui.model.intervene import intervention_hooks
+    from fga_tui.model.tracer import node_mask_of
+
+    if getattr(model, "fine_grained_attention", None) is None:
         raise ValueError("the model has no fine-grained attention (use_fine_grained_attention)")
-    grabbed: dict[str, Any] = {}
-
-    def hook(module: torch.nn.Module, args: tuple, kw: dict, output: Any) -> None:
-        grabbed["fg"] = output
-        grabbed["node_mask"] = args[2] if len(args) > 2 else kw["node_mask"]
-
-    handle = block.register_forward_hook(hook, with_kwargs=True)
-    try:
-        out = model(batch, text, **kwargs)
-    finally:
-        handle.remove()
-    if "fg" not in grabbed:
-        raise ValueError("the fine-grained attention did not run in this forward")
-    fg = grabbed["fg"]
-    return AttentionForward(out, fg.atom_to_text, grabbed["node_mask"], fg.queries, fg.keys)
+    wanted = ("attn.atom_to_text", "fga.queries", "fga.keys")
+    with hooks(model, intervention_hooks(model, interventions or (), batch)):
+        out, cache = run_with_cache(model, batch, text, names=wanted, detach=False)
+    return AttentionForward(
+        out,
+        cache["attn.atom_to_text"],
+        node_mask_of(batch),
+        cache["fga.queries"],
+        cache["fga.keys"],
+    )
 
 
 class DiversityMonitor:

@@ -18,9 +18,7 @@ from fga_tui.tui.session import Session, SessionOptions
 
 async def main(out: Path) -> None:
     demo = Path(str(resources.files("fga_tui").joinpath("data/demo")))
-    session = Session(
-        SessionOptions(demo / "demo_problem.pt", demo / "ba4hfli.json", device="cpu")
-    )
+    session = Session(SessionOptions(demo / "demo_problem.pt", demo / "ba4hfli.json", device="cpu"))
     app = FgaApp(session=session, theme="textual-dark", frozen_timings="load 0.5s trace 40ms")
     async with app.run_test(size=(160, 48)) as pilot:
         start = time.monotonic()

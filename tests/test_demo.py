@@ -109,10 +109,9 @@ def test_problem_checkpoint_gets_an_error_verdict_naming_the_cause(reports) -> N
 @needs_demo
 def test_fixed_checkpoint_gives_orbits_different_top_words_and_is_healthy(reports) -> None:
     top = {atom: _top5(reports["fixed"], atom) for atom in ATOMS}
-    assert len({tuple(words) for words in top.values()}) == 3, top
-    # Hf reads other words than Ba and Li (Ba_0 and Li_5 still share theirs: see the script).
-    assert top["Hf_4"][0] not in (top["Ba_0"][0], top["Li_5"][0]), top
-    assert len(set(top["Hf_4"]) & set(top["Ba_0"])) <= 2, top
+    # Every pair of elements reads mostly other words: at most 2 of the top 5 in common.
+    for a, b in (("Ba_0", "Hf_4"), ("Ba_0", "Li_5"), ("Hf_4", "Li_5")):
+        assert len(set(top[a]) & set(top[b])) <= 2, top
     assert "HEALTHY" in reports["fixed"].codes
     assert not [v for v in reports["fixed"].verdicts if v.severity == "error"]
     jsd = {name: r.attention["cross_orbit_jsd"] for name, r in reports.items()}

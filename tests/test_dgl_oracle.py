@@ -35,8 +35,8 @@ pytest.importorskip("jarvis.core.atoms")
 from fga_tui.io.types import Structure  # noqa: E402
 from fga_tui.model.alignn_text import ALIGNNText  # noqa: E402
 from fga_tui.model.batch import collate_graphs  # noqa: E402
-from fga_tui.model.capture import Capture  # noqa: E402
 from fga_tui.model.config import ModelConfig  # noqa: E402
+from fga_tui.model.hooks import run_with_cache  # noqa: E402
 from fga_tui.structure.graph import build_graph  # noqa: E402
 from fga_tui.structure.types import CrystalGraph  # noqa: E402
 
@@ -119,9 +119,9 @@ def _pair(kwargs: dict[str, Any], seed: int) -> tuple[nn.Module, ALIGNNText]:
     return upstream, ours.eval()
 
 
-def _ours(model: ALIGNNText, graphs: list[CrystalGraph], capture: Capture | None = None):
+def _ours(model: ALIGNNText, graphs: list[CrystalGraph]):
     with torch.no_grad():
-        return model(collate_graphs(graphs), capture=capture)
+        return model(collate_graphs(graphs))
 
 
 def _max_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -266,10 +266,10 @@ def test_stage_features_match_upstream_layer_outputs(
     finally:
         for handle in handles:
             handle.remove()
-    capture = Capture()
-    _ours(ours, batch, capture)
-    assert capture.stages == list(modules)
-    errors = {s: _max_err(capture.features[s], seen[s]) for s in capture.stages}
+    with torch.no_grad():
+        _, cache = run_with_cache(ours, collate_graphs(batch), names=list(modules))
+    assert list(cache) == list(modules)
+    errors = {s: _max_err(cache[s], seen[s]) for s in cache}
     assert max(errors.values()) <= FEATURE_TOL, errors
 
 

@@ -1,4 +1,5 @@
-"""Capturing must not change a number: a traced forward is the plain forward plus references.
+"""Hook points and capture must not change a number: a traced forward is the plain forward
+plus references, and hook points leave the state_dict keys alone.
 
 Checked bit for bit (``torch.equal``) on the fork fixture model (multimodal: middle fusion,
 fine-grained and global cross-modal attention) and on a random upstream-shaped model, and the
@@ -17,9 +18,11 @@ import torch
 from fga_tui.io.types import TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
 from fga_tui.model.batch import GraphBatch, TextBatch, collate_graphs, collate_tokens
-from fga_tui.model.capture import Capture
 from fga_tui.model.config import FIELD_NAMES, ModelConfig
+from fga_tui.model.hooks import hook_points, hooks, run_with_cache, run_with_hooks
+from fga_tui.model.intervene import intervention_hooks
 from fga_tui.structure.types import CrystalGraph
+from fga_tui.trace import Ablation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -89,33 +92,38 @@ def text() -> TextBatch:
 
 def _both(
     model: ALIGNNText, graphs: GraphBatch, text: TextBatch | None, **ablation: object
-) -> tuple[torch.Tensor, torch.Tensor, Capture]:
-    capture = Capture()
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(plain output, traced output, captured stage names in forward order) under ``ablation``."""
+    interventions = Ablation(**ablation)
+    stages = model.stage_names(interventions)
     with torch.no_grad():
-        plain = model(graphs, text, **ablation)
-        traced = model(graphs, text, capture=capture, **ablation)
-    return plain, traced, capture
+        fwd = intervention_hooks(model, interventions, graphs)
+        plain = run_with_hooks(model, graphs, text, fwd_hooks=fwd)
+        with hooks(model, intervention_hooks(model, interventions, graphs)):
+            traced, cache = run_with_cache(model, graphs, text)
+    return plain, traced, [n for n in cache if n in stages]
 
 
 def test_capture_leaves_fork_prediction_bit_identical(
     fork_model: ALIGNNText, graphs: GraphBatch, text: TextBatch
 ) -> None:
-    plain, traced, capture = _both(fork_model, graphs, text)
+    with torch.no_grad():
+        plain = fork_model(graphs, text)
+        traced, cache = run_with_cache(fork_model, graphs, text)
     assert torch.equal(plain, traced)
-    assert capture.stages == fork_model.config.stage_names()
-    assert set(capture.features) == set(capture.stages)
-    assert "attn.atom_to_text" in capture.tensors
+    assert [n for n in cache if n in fork_model.config.stage_names()] == (
+        fork_model.config.stage_names()
+    )
+    assert cache["attn.atom_to_text"].shape == (2, 8, 2, 36)
 
 
 def test_capture_leaves_upstream_prediction_bit_identical(
     upstream_model: ALIGNNText, graphs: GraphBatch
 ) -> None:
-    plain, traced, capture = _both(upstream_model, graphs, None)
+    plain, traced, stages = _both(upstream_model, graphs, None)
     assert torch.equal(plain, traced)
-    assert capture.stages == upstream_model.config.stage_names()
-    assert capture.stages == ["embed", *(f"alignn.{k}" for k in range(4))] + [
-        f"gcn.{k}" for k in range(4)
-    ]
+    assert stages == upstream_model.config.stage_names()
+    assert stages == ["embed", *(f"alignn.{k}" for k in range(4))] + [f"gcn.{k}" for k in range(4)]
 
 
 @pytest.mark.parametrize(
@@ -124,21 +132,80 @@ def test_capture_leaves_upstream_prediction_bit_identical(
 def test_capture_under_ablation_is_bit_identical_and_names_its_stages(
     fork_model: ALIGNNText, graphs: GraphBatch, text: TextBatch, ablation: dict
 ) -> None:
-    plain, traced, capture = _both(fork_model, graphs, text, **ablation)
+    plain, traced, stages = _both(fork_model, graphs, text, **ablation)
     assert torch.equal(plain, traced)
-    assert capture.stages == fork_model.stage_names(**ablation)
+    expected = fork_model.stage_names(Ablation(**ablation))
+    assert stages == expected
 
 
-def test_trace_batch_with_counterfactuals_reports_the_plain_prediction(
+def test_hook_points_add_no_state_dict_keys(fork_model: ALIGNNText) -> None:
+    keys = set(fork_model.state_dict())
+    assert len(keys) == 345
+    assert not any("hook" in k for k in keys)
+    fresh = ALIGNNText(fork_model.config)
+    fresh.load_state_dict(fork_model.state_dict(), strict=True)
+
+
+def test_hook_points_are_named_by_the_public_vocabulary(fork_model: ALIGNNText) -> None:
+    names = set(hook_points(fork_model))
+    stages = set(fork_model.config.stage_names())
+    internals = {
+        "text.states",
+        "text.embedding",
+        "gnn.out",
+        "fusion.2.text",
+        "fusion.2.gate",
+        "fga.queries",
+        "fga.keys",
+        "fga.logits",
+        "attn.atom_to_text",
+        "attn.text_to_atom",
+        "global.graph_to_text",
+        "global.text_to_graph",
+    }
+    assert names == stages | internals
+
+
+def test_hooks_are_removed_when_the_forward_raises(
     fork_model: ALIGNNText, graphs: GraphBatch, text: TextBatch
 ) -> None:
-    from fga_tui.model.tracer import trace_batch
+    def boom(x: torch.Tensor, _point: object) -> None:
+        raise RuntimeError("boom")
 
-    graph, tokens = _nacl_graph(), _nacl_tokens()
-    traces = trace_batch(fork_model, [graph, graph], [tokens, tokens], [("Na", "Cl")] * 2)
+    with pytest.raises(RuntimeError, match="boom"), torch.no_grad():
+        run_with_hooks(fork_model, graphs, text, fwd_hooks=[("gcn.1", boom)])
+    assert all(not p._forward_hooks for p in hook_points(fork_model).values())
+    with pytest.raises(KeyError, match=r"gcn\.9"):
+        run_with_hooks(fork_model, graphs, text, fwd_hooks=[("gcn.9", boom)])
+
+
+def test_no_fusion_equals_a_model_without_the_fusion_call(
+    fork_model: ALIGNNText, graphs: GraphBatch, text: TextBatch
+) -> None:
+    import copy
+
+    reference = copy.deepcopy(fork_model)
+    reference.fusion_hooks = torch.nn.ModuleDict()  # forward skips fusion for absent hooks
     with torch.no_grad():
+        expected = reference(graphs, text)
+        fwd = intervention_hooks(fork_model, Ablation(no_fusion=True), graphs)
+        got = run_with_hooks(fork_model, graphs, text, fwd_hooks=fwd)
         plain = fork_model(graphs, text)
-    for i, trace in enumerate(traces):
-        assert trace.prediction == float(plain[i, 0])
-        assert list(trace.stages) == fork_model.config.stage_names()
-        assert set(trace.counterfactual) == set(trace.stages)
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, plain)
+
+
+def test_no_text_makes_the_prediction_independent_of_the_text(
+    fork_model: ALIGNNText, graphs: GraphBatch, text: TextBatch
+) -> None:
+    other = TextBatch(torch.randn_like(text.states) * 3.0, text.mask, text.tokens)
+    fwd = [intervention_hooks(fork_model, Ablation.parse(["no-text"]), graphs)] * 2
+    with torch.no_grad():
+        a = run_with_hooks(fork_model, graphs, text, fwd_hooks=fwd[0])
+        b = run_with_hooks(fork_model, graphs, other, fwd_hooks=fwd[1])
+        shorter = TextBatch(text.states[:, :10], text.mask[:, :10], text.tokens)
+        c = run_with_hooks(fork_model, graphs, shorter, fwd_hooks=fwd[0])
+        plain = fork_model(graphs, text)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
+    assert float((a - plain).abs().max()) > 1e-4

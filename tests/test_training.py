@@ -219,3 +219,31 @@ def test_module_docstring_example_runs() -> None:
     )
     assert len(scope["monitor"].history) == 3
     assert np.isfinite(scope["stats"]["diversity_loss"])
+
+
+def test_element_contrast_loss_is_the_mean_cosine_of_different_element_rows() -> None:
+    from fga_tui.training import element_contrast_loss
+
+    # One graph, 3 atoms (elements 1, 1, 2), 2 heads, 3 tokens; the last token is padding.
+    a = torch.tensor(
+        [[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]], dtype=torch.float64
+    ).expand(1, 2, 3, 3)
+    node_mask = torch.tensor([[True, True, True]])
+    token_mask = torch.tensor([[True, True, False]])
+    groups = torch.tensor([[1, 1, 2]])
+    # Pairs of different elements: (0,2), (1,2) and their mirrors, each cos = 0.5/sqrt(0.5).
+    expected = 0.5 / (0.5**0.5)
+    got = element_contrast_loss(a, node_mask, token_mask, groups)
+    assert abs(float(got) - expected) < 1e-12
+    # Disjoint rows -> 0; one group only -> 0 and still differentiable.
+    b = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)[:, None]
+    assert float(element_contrast_loss(b, node_mask[:, :2], token_mask, groups[:, 1:])) == 0.0
+    x = a.clone().requires_grad_(True)
+    same = element_contrast_loss(x, node_mask, token_mask, torch.tensor([[7, 7, 7]]))
+    same.backward()
+    assert float(same) == 0.0 and x.grad is not None
+    # Padded atoms never count, whatever their group.
+    padded = torch.cat([a, a[:, :, :1]], dim=2)
+    mask4 = torch.tensor([[True, True, True, False]])
+    got4 = element_contrast_loss(padded, mask4, token_mask, torch.tensor([[1, 1, 2, 3]]))
+    assert abs(float(got4) - expected) < 1e-12

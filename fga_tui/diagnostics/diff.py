@@ -34,8 +34,18 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
             "prediction": [a.prediction, b.prediction],
             "attention_cross_orbit_jsd": [jsd_a, jsd_b],
             "worst_severity": [a.worst_severity, b.worst_severity],
+            "prediction_no_text": [_reliance(a), _reliance(b)],
+            "grounding_mean": [_grounding(a), _grounding(b)],
         },
     }
+
+
+def _reliance(r: Report) -> float | None:
+    return (r.text_reliance or {}).get("prediction_no_text")
+
+
+def _grounding(r: Report) -> float | None:
+    return ((r.grounding or {}).get("mean") or {}).get("attention")
 
 
 def _verdict_line(r: Report) -> str:
@@ -50,6 +60,8 @@ def diff_text(a: Report, b: Report) -> str:
         f"prediction        A {a.prediction:.6g}   B {b.prediction:.6g}",
         f"attention x-orbit JSD  A {_num((a.attention or {}).get('cross_orbit_jsd'))}"
         f"   B {_num((b.attention or {}).get('cross_orbit_jsd'))} (bits)",
+        f"without the text  A {_num(_reliance(a), '.6g')}   B {_num(_reliance(b), '.6g')}",
+        f"grounding (mean)  A {_num(_grounding(a))}   B {_num(_grounding(b))}",
         "",
         f"verdicts A: {_verdict_line(a)}",
         f"verdicts B: {_verdict_line(b)}",

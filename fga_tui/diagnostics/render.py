@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fga_tui.diagnostics.attribution import report_lines
+
 if TYPE_CHECKING:
     from fga_tui.diagnostics.report import Report
 
@@ -88,6 +90,7 @@ def report_text(report: Report) -> str:
                 f"attention x-orbit JSD {_fmt(vals.get('attention_cross_orbit_jsd'), '.2e')}, "
                 f"prediction {vals.get('prediction'):.6g}"
             )
+    out += report_lines(report)
     return "\n".join(out)
 
 
@@ -121,4 +124,5 @@ def report_markdown(report: Report) -> str:
         for entry in report.top_words:
             words = ", ".join(f"{w} ({x:.3f})" for w, x in entry["words"][:5])
             out.append(f"| {entry['atom']} | {words} |")
+    out += report_lines(report, markdown=True)
     return "\n".join(out) + "\n"

@@ -44,6 +44,9 @@ class Report:
     audit: dict[str, Any] | None = None
     ablations: dict[str, Any] = field(default_factory=dict)
     symmetry: dict[str, Any] = field(default_factory=dict)
+    attribution: dict[str, Any] | None = None
+    grounding: dict[str, Any] | None = None
+    text_reliance: dict[str, Any] | None = None
 
     @property
     def worst_severity(self) -> str:
@@ -73,6 +76,9 @@ class Report:
             "verdicts": [v.to_json() for v in self.verdicts],
             "audit": self.audit,
             "ablations": self.ablations,
+            "attribution": self.attribution,
+            "grounding": self.grounding,
+            "text_reliance": self.text_reliance,
         }
 
     def to_text(self) -> str:
@@ -97,6 +103,8 @@ class Diagnosis:
     symmetry: Any
     audit: Any
     ablation_traces: dict[str, Trace] = field(default_factory=dict)
+    attribution: Any = None
+    attribution_evidence: Any = None
 
 
 def _top_words(
@@ -219,6 +227,7 @@ def diagnose(
     stopwords: set[str] | None = None,
     trace: Trace | None = None,
     audit_result: Any = None,
+    attribution: bool = True,
 ) -> Diagnosis:
     """Everything fga-tui knows about one sample, with verdicts.
 
@@ -227,7 +236,9 @@ def diagnose(
 
     Runs the trace (unless given), the audit (one backward pass) and, when they can tell causes
     apart, the ablations: bypassing middle fusion, and feeding the attention block from the stage
-    where atoms are most distinct.
+    where atoms are most distinct. ``attribution`` adds gradient attribution, grounding and text
+    reliance (``diagnostics.attribution.add_attribution``: one backward pass and a batched
+    integration over the model's head).
     """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
@@ -244,7 +255,7 @@ def diagnose(
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
         traces = cause_ablations(loaded, prepared, trace, symmetry.orbits)
-    return assemble(
+    diagnosis = assemble(
         loaded,
         prepared,
         trace,
@@ -253,6 +264,12 @@ def diagnose(
         stopwords=stopwords,
         symmetry=symmetry,
     )
+    if not attribution or trace.atom_to_text is None:
+        return diagnosis
+    from fga_tui.diagnostics.attribution import add_attribution
+
+    att = engine.run_attribution(loaded, prepared, trace.ablation, trace=trace)
+    return add_attribution(diagnosis, att)
 
 
 def cause_ablations(

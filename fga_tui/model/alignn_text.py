@@ -7,13 +7,13 @@ decided by ``ModelConfig`` so that state_dicts of either load with ``strict=True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fga_tui.model.batch import GraphBatch, TextBatch, pad_nodes
-from fga_tui.model.capture import Capture
 from fga_tui.model.config import ModelConfig
 from fga_tui.model.fusion import (
     CrossModalAttention,
@@ -21,6 +21,7 @@ from fga_tui.model.fusion import (
     MiddleFusionModule,
     ProjectionHead,
 )
+from fga_tui.model.hooks import HookPoint
 from fga_tui.model.layers import ALIGNNConv, EdgeGatedGraphConv, MLPLayer, RBFExpansion
 
 HEAD_WIDTH = 64  # the fork's fc1 output width (fixed in its code)
@@ -30,9 +31,18 @@ class ALIGNNText(nn.Module):
     """ALIGNN (+ text projection, middle fusion, fine-grained and global cross-modal attention).
 
     ``forward`` returns the model output [B, out] after the link (and the classification
-    activation); ``capture`` collects the named stages and attention without changing a number;
-    ``no_fusion`` bypasses middle fusion and ``fga_from`` ends the GNN after that stage and feeds
-    its node features to the fine-grained block (or the readout when there is none).
+    activation) and stays a straight pipeline: capture and interventions go through the named
+    hook points (``fga_tui.model.hooks``; names in ``hook_points()``), never through arguments.
+    Hook points (shapes; N atoms of the batch, B graphs, M max atoms, L tokens, H heads):
+
+    * stages ``embed``, ``alignn.k``, ``fusion.k``, ``gcn.k`` [N, C], ``fga`` [N, C] (after the
+      fine-grained attention);
+    * ``gnn.out`` [N, C]: the node features the fine-grained block (or the readout) reads;
+    * ``text.states`` [B, L, T] token states as the model reads them; ``text.embedding`` [B, P];
+    * ``fusion.k.text`` [B, C], ``fusion.k.gate`` [N, C];
+    * ``fga.queries`` [B, H, M, d], ``fga.keys`` [B, H, L, d], ``fga.logits`` [B, H, M, L],
+      ``attn.atom_to_text`` [B, H, M, L], ``attn.text_to_atom`` [B, H, L, M];
+    * ``global.graph_to_text``, ``global.text_to_graph`` [B, H, 1, 1].
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -98,13 +108,65 @@ class ALIGNNText(nn.Module):
         if c.link == "log":
             # Upstream and the fork overwrite the bias with a 0-dim tensor (log of 0.7).
             self.fc.bias.data = torch.tensor(math.log(0.7), dtype=torch.float)
+        # Hook points own no parameters: state_dict keys stay upstream's and the fork's.
+        self.hook_text_states = HookPoint()
+        self.hook_text_embedding = HookPoint()
+        self.hook_embed = HookPoint()
+        self.alignn_hooks = nn.ModuleList(HookPoint() for _ in range(c.alignn_layers))
+        self.fusion_hooks = nn.ModuleDict(
+            {f"layer_{k}": HookPoint() for k in (c.fusion_indices if c.multimodal else ())}
+        )
+        self.gcn_hooks = nn.ModuleList(HookPoint() for _ in range(c.gcn_layers))
+        self.hook_gnn_out = HookPoint()
+        self.hook_fga = HookPoint()
+        self._name_hook_points()
+
+    def _name_hook_points(self) -> None:
+        """Give every hook point its public name (stage names and internals)."""
+        names = {
+            self.hook_text_states: "text.states",
+            self.hook_text_embedding: "text.embedding",
+            self.hook_embed: "embed",
+            self.hook_gnn_out: "gnn.out",
+        }
+        names.update({h: f"alignn.{k}" for k, h in enumerate(self.alignn_hooks)})
+        names.update({h: f"gcn.{k}" for k, h in enumerate(self.gcn_hooks)})
+        for key, h in self.fusion_hooks.items():
+            k = key.split("_", 1)[1]
+            names[h] = f"fusion.{k}"
+            names[self.middle_fusion_modules[key].hook_text] = f"fusion.{k}.text"
+            names[self.middle_fusion_modules[key].hook_gate] = f"fusion.{k}.gate"
+        if self.has_fga:
+            fga = self.fine_grained_attention
+            names[self.hook_fga] = "fga"
+            names[fga.hook_queries] = "fga.queries"
+            names[fga.hook_keys] = "fga.keys"
+            names[fga.hook_logits] = "fga.logits"
+            names[fga.hook_atom_to_text] = "attn.atom_to_text"
+            names[fga.hook_text_to_atom] = "attn.text_to_atom"
+        if hasattr(self, "cross_modal_attention"):
+            cma = self.cross_modal_attention
+            names[cma.hook_graph_to_text] = "global.graph_to_text"
+            names[cma.hook_text_to_graph] = "global.text_to_graph"
+        for point, name in names.items():
+            point.name = name
 
     @property
     def has_fga(self) -> bool:
         return hasattr(self, "fine_grained_attention")
 
-    def stage_names(self, *, no_fusion: bool = False, fga_from: str | None = None) -> list[str]:
-        """Stage names this forward will record, in order, under the given ablation."""
+    def stage_names(
+        self,
+        interventions: Any = None,
+        *,
+        no_fusion: bool = False,
+        fga_from: str | None = None,
+    ) -> list[str]:
+        """Stage names a trace records, in order, under ``interventions`` (an
+        ``Interventions`` set) or the two classic switches."""
+        if interventions is not None:
+            no_fusion = no_fusion or interventions.no_fusion
+            fga_from = fga_from or interventions.fga_from
         names = [
             s for s in self.config.stage_names() if not (no_fusion and s.startswith("fusion."))
         ]
@@ -116,74 +178,64 @@ class ALIGNNText(nn.Module):
                 names.append("fga")
         return names
 
-    def encode_text(self, text: TextBatch) -> torch.Tensor:
-        """The fork's text vector: ``text_projection`` of the first ([CLS]) token state."""
-        return self.text_projection(text.states[:, 0, :])
-
-    def forward(
-        self,
-        batch: GraphBatch,
-        text: TextBatch | None = None,
-        *,
-        capture: Capture | None = None,
-        no_fusion: bool = False,
-        fga_from: str | None = None,
-    ) -> torch.Tensor:
+    def forward(self, batch: GraphBatch, text: TextBatch | None = None) -> torch.Tensor:
         c = self.config
         if c.multimodal and text is None:
             raise ValueError("this model needs text token states")
-        if fga_from is not None:
-            self.stage_names(no_fusion=no_fusion, fga_from=fga_from)  # validates the name
+        states, text_emb = self.read_text(text)
+        x = self.encode(batch, text_emb)
+        return self.head(x, batch, states, None if text is None else text.mask, text_emb)
 
-        def record(stage: str, x: torch.Tensor) -> bool:
-            if capture is not None:
-                capture.record(stage, x)
-            return stage == fga_from
+    def embed_text(self, states: torch.Tensor) -> torch.Tensor:
+        """The fork's text vector [B, P]: text_projection of the first ([CLS]) token state."""
+        return self.text_projection(states[:, 0, :])
 
-        text_emb = self.encode_text(text) if c.multimodal else None
-        if capture is not None and text_emb is not None:
-            capture.keep("text.embedding", text_emb)
+    def read_text(self, text: TextBatch | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(token states [B, L, T], text vector [B, P]) through their hook points; (None, None)
+        for a graph-only model."""
+        if not self.config.multimodal or text is None:
+            return None, None
+        states = self.hook_text_states(text.states)
+        return states, self.hook_text_embedding(self.embed_text(states))
 
-        x = self.atom_embedding(batch.atom_features)
-        stop = record("embed", x)
-        if not stop and (len(self.alignn_layers) or len(self.gcn_layers)):
+    def encode(self, batch: GraphBatch, text_emb: torch.Tensor | None) -> torch.Tensor:
+        """The graph encoder: node features [N, C] after the last GNN layer (``gnn.out``).
+
+        The text reaches it only through ``text_emb`` (middle fusion), i.e. only through the
+        [CLS] token state: attribution relies on this to run the encoder once per text vector.
+        """
+        x = self.hook_embed(self.atom_embedding(batch.atom_features))
+        if len(self.alignn_layers) or len(self.gcn_layers):
             y = self.edge_embedding(torch.norm(batch.bond_r, dim=1))
             z = self.angle_embedding(batch.angle_cos) if len(self.alignn_layers) else None
             for k, layer in enumerate(self.alignn_layers):
                 x, y, z = layer(batch.graph, batch.line_graph, x, y, z)
-                stop = record(f"alignn.{k}", x)
+                x = self.alignn_hooks[k](x)
                 key = f"layer_{k}"
-                if (
-                    not stop
-                    and not no_fusion
-                    and c.multimodal
-                    and key in self.middle_fusion_modules
-                ):
-                    x, tau, gate = self.middle_fusion_modules[key](x, text_emb, batch.node_graph)
-                    if capture is not None:
-                        capture.keep(f"fusion.{k}.text", tau)
-                        capture.keep(f"fusion.{k}.gate", gate)
-                    stop = record(f"fusion.{k}", x)
-                if stop:
-                    break
-            if not stop:
-                for k, layer in enumerate(self.gcn_layers):
-                    x, y = layer(batch.graph, x, y)
-                    if record(f"gcn.{k}", x):
-                        break
+                if key in self.fusion_hooks:
+                    x, _, _ = self.middle_fusion_modules[key](x, text_emb, batch.node_graph)
+                    x = self.fusion_hooks[key](x)
+            for k, layer in enumerate(self.gcn_layers):
+                x, y = layer(batch.graph, x, y)
+                x = self.gcn_hooks[k](x)
+        return self.hook_gnn_out(x)
 
+    def head(
+        self,
+        x: torch.Tensor,
+        batch: GraphBatch,
+        states: torch.Tensor | None,
+        token_mask: torch.Tensor | None,
+        text_emb: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Everything after the graph encoder: fine-grained attention, readout, fusion with the
+        text vector and the output layers. Reads only ``batch.num_nodes``, ``node_graph`` and
+        ``batch_size`` of the batch (attribution runs it on many copies of one graph)."""
+        c = self.config
         if c.multimodal and self.has_fga:
             padded, node_mask = pad_nodes(x, batch.num_nodes)
-            fg = self.fine_grained_attention(padded, text.states, node_mask, text.mask)
-            x = fg.nodes[node_mask]
-            if capture is not None:
-                capture.keep("attn.atom_to_text", fg.atom_to_text)
-                capture.keep("attn.text_to_atom", fg.text_to_atom)
-                capture.keep("fga.queries", fg.queries)
-                capture.keep("fga.keys", fg.keys)
-                capture.keep("fga.tokens", fg.tokens)
-                capture.keep("node_mask", node_mask)
-                capture.record("fga", x)
+            fg = self.fine_grained_attention(padded, states, node_mask, token_mask)
+            x = self.hook_fga(fg.nodes[node_mask])
 
         h = self.readout(x, batch)
         if not c.multimodal:
@@ -191,16 +243,12 @@ class ALIGNNText(nn.Module):
         else:
             h = self.graph_projection(h)
             if hasattr(self, "cross_modal_attention"):
-                g, t, w_g2t, w_t2g = self.cross_modal_attention(h, text_emb)
-                if capture is not None:
-                    capture.keep("global.graph_to_text", w_g2t)
-                    capture.keep("global.text_to_graph", w_t2g)
+                g, t, _, _ = self.cross_modal_attention(h, text_emb)
                 h = (g + t) / 2
             else:
                 h = torch.cat([h, text_emb], dim=1)
             out = self.fc(F.relu(self.fc1(h)))
-        out = self.apply_link(out)
-        return out
+        return self.apply_link(out)
 
     def apply_link(self, out: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -219,15 +267,3 @@ class ALIGNNText(nn.Module):
         sums = x.new_zeros((batch.batch_size, x.shape[1])).index_add_(0, batch.node_graph, x)
         counts = torch.as_tensor(batch.num_nodes, dtype=x.dtype, device=x.device)
         return sums / counts[:, None]
-
-    def counterfactual_attention(
-        self,
-        features: torch.Tensor,
-        batch: GraphBatch,
-        keys: torch.Tensor,
-        token_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Atom-to-token weights [B, H, M, L] and queries if the block read ``features`` [N, C]."""
-        padded, _ = pad_nodes(features, batch.num_nodes)
-        q = self.fine_grained_attention.atom_queries(padded)
-        return self.fine_grained_attention.attend(q, keys, token_mask), q

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fga_tui.model.hooks import HookPoint
+
 
 class ProjectionHead(nn.Module):
     """The fork's ProjectionHead: ``LayerNorm(dropout(fc(GELU(p))) + p)``, ``p = projection(x)``."""
@@ -53,14 +55,16 @@ class MiddleFusionModule(nn.Module):
         self.gate = nn.Sequential(nn.Linear(node_dim * 2, node_dim), nn.Sigmoid())
         self.layer_norm = nn.LayerNorm(node_dim)
         self.dropout = nn.Dropout(dropout)
+        self.hook_text = HookPoint()  # fusion.k.text  [B, C] per-graph text vector tau
+        self.hook_gate = HookPoint()  # fusion.k.gate  [N, C] gate values in (0, 1)
 
     def forward(
         self, x: torch.Tensor, text: torch.Tensor, node_graph: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (fused x [N, C], per-graph text vector tau [B, C], gate values [N, C])."""
-        tau = self.text_transform(text)
+        tau = self.hook_text(self.text_transform(text))
         tau_nodes = tau[node_graph]
-        gate = self.gate(torch.cat([x, tau_nodes], dim=-1))
+        gate = self.hook_gate(self.gate(torch.cat([x, tau_nodes], dim=-1)))
         fused = self.dropout(self.layer_norm(x + gate * tau_nodes))
         return fused, tau, gate
 
@@ -119,6 +123,11 @@ class FineGrainedCrossModalAttention(nn.Module):
         self.layer_norm_node = nn.LayerNorm(node_dim)
         self.layer_norm_token = nn.LayerNorm(token_dim)
         self.scale = self.head_dim**-0.5
+        self.hook_queries = HookPoint()  # fga.queries  [B, H, M, d] a2t queries (unscaled)
+        self.hook_keys = HookPoint()  # fga.keys  [B, H, L, d] a2t keys
+        self.hook_logits = HookPoint()  # fga.logits  [B, H, M, L] scaled, padded tokens -inf
+        self.hook_atom_to_text = HookPoint()  # attn.atom_to_text  [B, H, M, L]
+        self.hook_text_to_atom = HookPoint()  # attn.text_to_atom  [B, H, L, M]
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
@@ -149,7 +158,7 @@ class FineGrainedCrossModalAttention(nn.Module):
         computed in the fork's order (product, then scale) so counterfactuals match bit for bit."""
         logits = torch.matmul(queries, keys.transpose(-2, -1)) * self.scale
         logits = logits.masked_fill(~token_mask[:, None, None, :], float("-inf"))
-        return F.softmax(logits, dim=-1)
+        return F.softmax(self.hook_logits(logits), dim=-1)
 
     def forward(
         self,
@@ -161,10 +170,10 @@ class FineGrainedCrossModalAttention(nn.Module):
         node_h = self.project_nodes(nodes)
         token_h = self.project_tokens(tokens)
 
-        q = self._heads(self.a2t_query(node_h))
-        k = self._heads(self.a2t_key(token_h))
+        q = self.hook_queries(self._heads(self.a2t_query(node_h)))
+        k = self.hook_keys(self._heads(self.a2t_key(token_h)))
         v = self._heads(self.a2t_value(token_h))
-        a2t = self.attend(q, k, token_mask)
+        a2t = self.hook_atom_to_text(self.attend(q, k, token_mask))
         ctx = self._merge(torch.matmul(self.dropout(a2t), v))
         nodes_out = self.layer_norm_node(nodes + self.node_output(ctx))
 
@@ -173,7 +182,7 @@ class FineGrainedCrossModalAttention(nn.Module):
         v2 = self._heads(self.t2a_value(node_h))
         logits2 = torch.matmul(q2, k2.transpose(-2, -1)) * self.scale
         logits2 = logits2.masked_fill(~node_mask[:, None, None, :], float("-inf"))
-        t2a = F.softmax(logits2, dim=-1)
+        t2a = self.hook_text_to_atom(F.softmax(logits2, dim=-1))
         ctx2 = self._merge(torch.matmul(self.dropout(t2a), v2))
         tokens_out = self.layer_norm_token(tokens + self.token_output(ctx2))
         return FineGrainedOutput(
@@ -219,6 +228,8 @@ class CrossModalAttention(nn.Module):
         self.layer_norm_graph = nn.LayerNorm(graph_dim)
         self.layer_norm_text = nn.LayerNorm(text_dim)
         self.scale = self.head_dim**-0.5
+        self.hook_graph_to_text = HookPoint()  # global.graph_to_text  [B, H, 1, 1]
+        self.hook_text_to_graph = HookPoint()  # global.text_to_graph  [B, H, 1, 1]
 
     def _attend(
         self,
@@ -227,6 +238,7 @@ class CrossModalAttention(nn.Module):
         value: nn.Linear,
         q_in: torch.Tensor,
         kv_in: torch.Tensor,
+        hook: HookPoint,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b = q_in.shape[0]
 
@@ -234,7 +246,7 @@ class CrossModalAttention(nn.Module):
             return t.view(b, 1, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
 
         q, k, v = heads(query(q_in)), heads(key(kv_in)), heads(value(kv_in))
-        weights = F.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        weights = hook(F.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1))
         ctx = torch.matmul(self.dropout(weights), v).permute(0, 2, 1, 3).reshape(b, self.hidden_dim)
         return ctx, weights
 
@@ -242,8 +254,12 @@ class CrossModalAttention(nn.Module):
         self, graph: torch.Tensor, text: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (enhanced graph [B, G], enhanced text [B, T], g2t [B,H,1,1], t2g [B,H,1,1])."""
-        ctx_g, w_g2t = self._attend(self.g2t_query, self.g2t_key, self.g2t_value, graph, text)
-        ctx_t, w_t2g = self._attend(self.t2g_query, self.t2g_key, self.t2g_value, text, graph)
+        ctx_g, w_g2t = self._attend(
+            self.g2t_query, self.g2t_key, self.g2t_value, graph, text, self.hook_graph_to_text
+        )
+        ctx_t, w_t2g = self._attend(
+            self.t2g_query, self.t2g_key, self.t2g_value, text, graph, self.hook_text_to_graph
+        )
         enhanced_graph = self.layer_norm_graph(graph + self.graph_output(ctx_g))
         enhanced_text = self.layer_norm_text(text + self.text_output(ctx_t))
         return enhanced_graph, enhanced_text, w_g2t, w_t2g

@@ -1,4 +1,5 @@
-"""Run the model once with capture and split the batch into per-structure ``Trace`` objects.
+"""Run the model once with capture (and interventions) and split the batch into per-structure
+``Trace`` objects.
 
 Counterfactual attention costs one small query projection for all stages at once (the tokens'
 keys are reused), so a full trace is barely more expensive than a plain forward. Every captured
@@ -17,7 +18,8 @@ import torch
 from fga_tui.io.types import TokenStates
 from fga_tui.model.alignn_text import ALIGNNText
 from fga_tui.model.batch import GraphBatch, collate_graphs, collate_tokens
-from fga_tui.model.capture import Capture
+from fga_tui.model.hooks import Cache, hooks, run_with_cache
+from fga_tui.model.intervene import intervention_hooks
 from fga_tui.structure.types import CrystalGraph
 from fga_tui.trace import Ablation, Trace
 
@@ -29,18 +31,30 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
+#: Hook points a trace does not keep: the token states are the input, the logits are the
+#: weights before softmax, and ``gnn.out`` equals the stage before ``fga``.
+NOT_TRACED = frozenset({"text.states", "fga.logits", "gnn.out"})
+
+
+def node_mask_of(batch: GraphBatch) -> torch.Tensor:
+    """bool [B, M]: real atoms of each graph in the zero-padded layout (atoms first)."""
+    counts = torch.as_tensor(batch.num_nodes, device=batch.node_graph.device)
+    return torch.arange(int(counts.max()), device=counts.device)[None, :] < counts[:, None]
+
+
 def counterfactuals_all(
     model: ALIGNNText,
-    capture: Capture,
+    cache: Cache,
+    stages: Sequence[str],
     batch: GraphBatch,
     token_mask: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Atom-to-token weights [S, B, H, M, L] and queries [S, B, H, M, d] for every captured
     stage, as if the fine-grained block read that stage's node features."""
     fga = model.fine_grained_attention
-    keys = capture.tensors["fga.keys"]  # [B, H, L, d]
-    node_mask = capture.tensors["node_mask"]  # [B, M]
-    feats = torch.stack([capture.features[s] for s in capture.stages])  # [S, N, C]
+    keys = cache["fga.keys"]  # [B, H, L, d]
+    node_mask = node_mask_of(batch)  # [B, M]
+    feats = torch.stack([cache[s] for s in stages])  # [S, N, C]
     s, b, m = feats.shape[0], *node_mask.shape
     padded = feats.new_zeros((s, b, m, feats.shape[-1]))
     padded[:, node_mask] = feats
@@ -63,37 +77,43 @@ def trace_batch(
 ) -> list[Trace]:
     """One traced forward over a batch; returns one ``Trace`` per graph (model in eval mode).
 
-    Without ``counterfactuals`` the traces still carry the queries of the stage that fed the
-    attention (for the logit decomposition), taken from the forward itself.
+    ``ablation`` (an ``Interventions`` set) is applied through the model's hook points; the
+    trace records the values that flow downstream of each intervention. Without
+    ``counterfactuals`` the traces still carry the queries of the stage that fed the attention
+    (for the logit decomposition), taken from the forward itself.
     """
     ablation = ablation or Ablation()
     device = next(model.parameters()).device
     t0 = time.perf_counter()
     batch = collate_graphs(graphs, device)
     text = collate_tokens(token_states, device) if model.config.multimodal else None
-    capture = Capture()
+    stages = tuple(model.stage_names(ablation))
+    dropped = {s for s in model.config.stage_names() if s not in stages}
     with torch.inference_mode():
-        out = model(
-            batch, text, capture=capture, no_fusion=ablation.no_fusion, fga_from=ablation.fga_from
-        )
-        has_attention = "attn.atom_to_text" in capture.tensors
+        with hooks(model, intervention_hooks(model, ablation, batch)):
+            out, cache = run_with_cache(
+                model,
+                batch,
+                text,
+                names=lambda n: (
+                    n not in NOT_TRACED
+                    and n not in dropped
+                    and not any(n.startswith(f"{d}.") for d in dropped)
+                ),
+            )
+        has_attention = "attn.atom_to_text" in cache
         cf_w = cf_q = None
         if counterfactuals and has_attention:
-            cf_w, cf_q = counterfactuals_all(model, capture, batch, text.mask)
-        host = {
-            name: _np(t)
-            for name, t in capture.tensors.items()
-            if name not in ("fga.tokens", "node_mask")
-        }
-        feats = _np(torch.cat([capture.features[s] for s in capture.stages], dim=1))
+            cf_w, cf_q = counterfactuals_all(model, cache, stages, batch, text.mask)
+        host = {name: _np(t) for name, t in cache.items() if name not in stages}
+        feats = _np(torch.cat([cache[s] for s in stages], dim=1))
         cf_np = None if cf_w is None else _np(cf_w)
         cq_np = None if cf_q is None else _np(cf_q)
         out_np = _np(out)
         mask_np = None if text is None else text.mask.cpu().numpy()
     forward_s = time.perf_counter() - t0
 
-    stages = tuple(capture.stages)
-    widths = np.cumsum([0] + [capture.features[s].shape[1] for s in stages])
+    widths = np.cumsum([0] + [cache[s].shape[1] for s in stages])
     offsets = np.cumsum([0, *batch.num_nodes])
     scale = model.fine_grained_attention.scale if model.has_fga else 1.0
     fin = stages[stages.index("fga") - 1] if "fga" in stages else None

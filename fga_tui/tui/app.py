@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from fga_tui.io.errors import InputError
 from fga_tui.tui.messages import (
+    AttributionReady,
     Progress,
     RequestFailed,
     SampleCount,
@@ -34,7 +35,7 @@ from fga_tui.tui.messages import (
     ViewReady,
 )
 from fga_tui.tui.session import Request, Session, SessionOptions
-from fga_tui.tui.state import MODES, SEVERITY_MARK, Cursor
+from fga_tui.tui.state import MODES, SEVERITY_MARK, WORD_MODES, Cursor
 from fga_tui.tui.widgets.atoms import HEADER, AtomList
 from fga_tui.tui.widgets.heatmap import Heatmap
 from fga_tui.tui.widgets.scrubber import CurvePlot, StageStrip
@@ -87,6 +88,13 @@ class FgaApp(App[None]):
             "Stopwords",
             show=False,
             tooltip="words: hide stopwords and punctuation",
+        ),
+        Binding(
+            "g",
+            "cycle_words",
+            "Attr",
+            show=False,
+            tooltip="words: attention → attribution → both (two bars per word)",
         ),
         Binding("f", "toggle_fusion", "Fusion", tooltip="ablation: bypass middle fusion"),
         Binding(
@@ -290,6 +298,17 @@ class FgaApp(App[None]):
         head = cur.head if cur.head is None or cur.head < view.num_heads else None
         return cur.with_(stage=stage, atom=min(atom, view.num_atoms - 1), column=column, head=head)
 
+    def on_attribution_ready(self, message: AttributionReady) -> None:
+        """Attribution arrived for the view on screen: swap it in, keep the cursor."""
+        if message.generation != self.session.generation:
+            return
+        self.busy = None
+        if self.view is message.old:
+            self.view = message.view
+            self.query_one("#atoms", AtomList).show(self.view, self.cursor)
+            self.query_one("#words", TopWords).show(self.view, self.cursor)
+        self._update_status()
+
     def on_request_failed(self, message: RequestFailed) -> None:
         if message.generation != self.session.generation:
             return
@@ -357,7 +376,8 @@ class FgaApp(App[None]):
             titles["#words-pane"] = (
                 f"top words · {head}"
                 + (" · CF" if cur.counterfactual else "")
-                + (" · -stop" if cur.stopwords else ""),
+                + (" · -stop" if cur.stopwords else "")
+                + ("" if cur.words == WORD_MODES[0] else f" · {cur.words}"),
                 "",
             )
             if view.ablation.active:
@@ -435,10 +455,11 @@ class FgaApp(App[None]):
             words.show(view, new)
         if new.column != old.column or new.mode != old.mode:
             heat.show(view, new)
-        if (new.head, new.counterfactual, new.stopwords) != (
+        if (new.head, new.counterfactual, new.stopwords, new.words) != (
             old.head,
             old.counterfactual,
             old.stopwords,
+            old.words,
         ):
             words.show(view, new)
         self._titles()
@@ -476,6 +497,9 @@ class FgaApp(App[None]):
 
     def action_toggle_counterfactual(self) -> None:
         self._move(counterfactual=not self.cursor.counterfactual)
+
+    def action_cycle_words(self) -> None:
+        self._move(words=WORD_MODES[(WORD_MODES.index(self.cursor.words) + 1) % len(WORD_MODES)])
 
     def action_toggle_stopwords(self) -> None:
         if self._stopwords is None:

@@ -11,9 +11,10 @@ a core.
 Protocol (pickled tuples over a socket pair, ``multiprocessing.connection.Connection``). The
 first message is the ``SessionOptions``; then, to the child: ``("compute", gen,
 request)``, ``("count", path)``, ``("quit",)``. From it: ``("progress", gen, step, total, what)``,
-``("view", gen, view)``, ``("failed", gen, message, first_load, traceback)``, ``("count", path,
-n)``. A newer ``compute`` supersedes older ones (the child's ``Session`` abandons their steps).
-Views are plain dataclasses of numpy arrays, pickled once; the last few are cached here.
+``("view", gen, view)``, ``("attribution", gen, view)`` (the shown view with its attribution),
+``("failed", gen, message, first_load, traceback)``, ``("done", gen)``, ``("count", path, n)``.
+A newer ``compute`` supersedes older ones (the child's ``Session`` abandons their steps). Views
+are plain dataclasses of numpy arrays, pickled once; the last few are cached here.
 
 Lifetime: the child ignores SIGINT (the UI decides what a Ctrl-C means) and exits as soon as its
 pipe closes, so it never outlives the UI, even one killed with SIGKILL. ``close`` asks it to
@@ -37,7 +38,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from fga_tui.tui.messages import Progress, RequestFailed, SampleCount, ViewReady
+from fga_tui.tui.messages import (
+    AttributionReady,
+    Progress,
+    RequestFailed,
+    SampleCount,
+    ViewReady,
+)
 from fga_tui.tui.session import (
     POLL_S,
     STEPS,
@@ -60,6 +67,8 @@ def _encode(message: Any) -> tuple:
         return ("view", message.generation, message.view)
     if isinstance(message, RequestFailed):
         return ("failed", message.generation, message.message, message.first_load, None)
+    if isinstance(message, AttributionReady):  # the UI process knows ``old``: not sent again
+        return ("attribution", message.generation, message.view)
     if isinstance(message, SampleCount):
         return ("count", str(message.path), message.count)
     raise TypeError(f"cannot send {type(message).__name__}")
@@ -104,6 +113,7 @@ def child_main(conn: Any) -> None:
 
     def compute(generation: int, request: Request) -> None:
         session.compute(generation, request, post, lambda: generation != latest[0])
+        send(("done", generation))
         release_memory()
 
     while True:
@@ -168,6 +178,7 @@ class EngineProcess:
             if not self._send(("compute", generation, request)):
                 post(RequestFailed(generation, self._died_message(), first))
                 return
+            shown = None  # the view posted for this request (attribution follows it)
             while not cancelled():
                 try:
                     item = inbox.get(timeout=POLL_S)
@@ -180,15 +191,24 @@ class EngineProcess:
                     post(Progress(*item[1:]))
                 elif kind == "view":
                     self.loaded = True
-                    self.views.put(key, item[2])
-                    post(ViewReady(generation, item[2]))
-                    return
+                    shown = item[2]
+                    self.views.put(key, shown)
+                    post(ViewReady(generation, shown))
+                elif kind == "attribution" and shown is not None:
+                    if self.views.get(key) is shown:
+                        self.views.put(key, item[2])
+                    post(AttributionReady(generation, shown, item[2]))
+                    shown = item[2]
                 elif kind == "failed":
                     self.last_traceback = item[4] or self.last_traceback
                     post(RequestFailed(generation, item[2], item[3]))
+                    if shown is None:
+                        return
+                elif kind == "done":
                     return
                 elif kind == _DIED:
-                    post(RequestFailed(generation, self._died_message(), first))
+                    if shown is None:
+                        post(RequestFailed(generation, self._died_message(), first))
                     return
         finally:
             self._inboxes.pop(("gen", generation), None)

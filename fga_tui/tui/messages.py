@@ -39,6 +39,15 @@ class ViewReady(Message):
 
 
 @dataclass
+class AttributionReady(Message):
+    """The attribution of a view already shown arrived: ``view`` replaces ``old``."""
+
+    generation: int
+    old: View
+    view: View
+
+
+@dataclass
 class RequestFailed(Message):
     """A request failed with a user-facing one-line ``message`` (an ``InputError`` or a bug)."""
 

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fga_tui.io.errors import MAX_ATOMS, InputError
-from fga_tui.tui.messages import Progress, RequestFailed, SampleCount, ViewReady
+from fga_tui.tui.messages import (
+    AttributionReady,
+    Progress,
+    RequestFailed,
+    SampleCount,
+    ViewReady,
+)
 
 if TYPE_CHECKING:
     from fga_tui.trace import Ablation
@@ -69,6 +75,7 @@ class SessionOptions:
     audit: bool = True
     run_ablations: bool = True
     snapshot_dir: Path = Path("fga-snapshots")
+    attribution: bool = True
     ablation: Ablation = field(default_factory=_no_ablation)
 
 
@@ -169,6 +176,9 @@ class ViewCache:
     def __getitem__(self, key: ViewKey) -> View:
         return self._views[key]
 
+    def __setitem__(self, key: ViewKey, view: View) -> None:
+        self.put(key, view)
+
     def __contains__(self, key: object) -> bool:
         return key in self._views
 
@@ -234,6 +244,48 @@ class Session:
             return
         if not cancelled():
             post(ViewReady(generation, view))
+            self._attribute(generation, request, view, post, cancelled)
+
+    def _attribute(
+        self, generation: int, request: Request, view: View, post: Post, cancelled: IsCancelled
+    ) -> None:
+        """Attribution of a view already on screen (a backward pass and a batched integration:
+        the attention shows first); posts ``AttributionReady`` with the completed view."""
+        sample_key = (str(request.sample), request.index)
+        if (
+            not self.options.attribution
+            or view.attention is None
+            or view.attribution is not None
+            or self.prepared_key != sample_key
+            or cancelled()
+        ):
+            return
+        loaded, prepared = self.loaded, self.prepared
+
+        def attribute() -> View:
+            from fga_tui import engine
+            from fga_tui.diagnostics.attribution import attribution_parts
+
+            att = engine.run_attribution(loaded, prepared, request.ablation, trace=view.trace)
+            trace, report, _ = attribution_parts(view.trace, view.report, att)
+            return view.with_attribution(trace, report)
+
+        post(Progress(generation, 1, 1, "attributing"))
+        try:
+            done = run_abandonable(attribute, cancelled)
+        except Cancelled:
+            return
+        except Exception as exc:  # the attention view stays; say why attribution is missing
+            self.last_traceback = traceback.format_exc()
+            if not cancelled():
+                post(RequestFailed(generation, f"attribution: {type(exc).__name__}: {exc}", False))
+            return
+        key = (str(request.sample), request.index, request.ablation)
+        with self._lock:
+            if self.views.get(key) is view:
+                self.views[key] = done
+        if not cancelled():
+            post(AttributionReady(generation, view, done))
 
     def _step(
         self,
@@ -351,6 +403,7 @@ class Session:
                 audit=opts.audit,
                 trace=traced,
                 audit_result=self.audit_result,
+                attribution=False,  # computed after the view is on screen (``_attribute``)
             )
 
         diagnosis, timings["diagnose"] = self._step(

@@ -7,6 +7,11 @@ from dataclasses import dataclass, replace
 
 #: Correlation modes in the order ``c`` cycles through them.
 MODES = ("centred", "raw", "cosine")
+#: What the words pane ranks, in the order ``g`` cycles: attention, attribution (gradient-
+#: weighted attention), both (ranked by attention, two bars per word).
+WORD_MODES = ("attention", "attribution", "both")
+#: ``View.top_words`` source name of the gradient-weighted attention.
+ATTRIBUTION = "attribution"
 #: Severity glyphs: the severity must read without colour.
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
 
@@ -26,6 +31,7 @@ class Cursor:
     head: int | None = None
     counterfactual: bool = False
     stopwords: bool = False
+    words: str = WORD_MODES[0]
 
     def with_(self, **changes: object) -> Cursor:
         return replace(self, **changes)  # type: ignore[arg-type]

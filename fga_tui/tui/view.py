@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fga_tui.trace import Ablation, Trace
-from fga_tui.tui.state import MODES, SEVERITY_MARK
+from fga_tui.tui.state import ATTRIBUTION, MODES, SEVERITY_MARK
 
 __all__ = ["CURVES", "MODES", "SEVERITY_MARK", "VerdictRow", "View", "build_view"]
 
@@ -53,7 +53,9 @@ class View:
     None, else block means over orbits or elements, diagonal blocks excluding i == j).
     ``curves[key]`` float64 [S] (NaN where undefined). ``attention`` [H, N, L] is the actual
     fine-grained attention, ``counterfactual[stage]`` [H, N, L] the attention re-read from that
-    stage. ``trace`` and ``report`` are kept for snapshots.
+    stage. ``trace`` and ``report`` are kept for snapshots. ``grounding`` [N] each atom's
+    attention share on its own element's words (NaN: undefined); ``attribution`` [N, L]
+    gradient-weighted attention and ``text_reliance`` arrive later (``with_attribution``).
     """
 
     checkpoint: str
@@ -95,6 +97,9 @@ class View:
     has_fusion: bool = False
     trace: Any = None
     report: Any = None
+    grounding: np.ndarray | None = None
+    attribution: np.ndarray | None = None
+    text_reliance: dict[str, Any] | None = None
     _words: dict[tuple, list[list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
     #: Identifies this view in the panes' picture caches. Not ``id(view)``: views leave the
     #: bounded cache and are freed, and a new one may get a freed one's id.
@@ -116,10 +121,29 @@ class View:
         return 0
 
     def attention_at(self, stage: str | None) -> np.ndarray | None:
-        """[H, N, L]: the actual attention (``stage`` None) or the counterfactual from ``stage``."""
+        """[H, N, L]: the actual attention (``stage`` None) or the counterfactual from ``stage``;
+        ``ATTRIBUTION`` gives the gradient-weighted attention as one head [1, N, L]."""
         if stage is None:
             return self.attention
+        if stage == ATTRIBUTION:
+            return None if self.attribution is None else self.attribution[None]
         return self.counterfactual.get(stage)
+
+    def with_attribution(self, trace: Trace, report: Any) -> View:
+        """This view with a trace and report that carry attribution
+        (``diagnostics.attribution.attribution_parts``): snapshots then carry the new numbers."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            trace=trace,
+            report=report,
+            grounding=trace.grounding if trace.grounding is not None else self.grounding,
+            attribution=trace.attribution,
+            text_reliance=getattr(report, "text_reliance", None),
+            _words={},
+            uid=uuid.uuid4().hex,  # new content: the panes must not reuse its pictures
+        )
 
     def top_words(
         self, source: str | None, head: int | None, k: int = 10, stopwords: Any = None
@@ -135,6 +159,8 @@ class View:
         A = self.attention_at(source)
         if A is None:
             return None
+        if source == ATTRIBUTION:
+            head = None
         keep = {el.lower() for el in self.elements}
         ranked = top_words(
             A, self.tokens, self.token_mask, k=k, head=head, stopwords=stopwords, keep=keep
@@ -309,7 +335,19 @@ def build_view(
         has_fusion=bool(meta.get("has_fusion", any(s.startswith("fusion.") for s in trace.stages))),
         trace=trace,
         report=report,
+        grounding=_attention_grounding(trace),
     )
+
+
+def _attention_grounding(trace: Trace) -> np.ndarray | None:
+    """[N] the attention grounding (cheap: numpy over the attention the trace already has)."""
+    if trace.grounding is not None:
+        return trace.grounding
+    if trace.atom_to_text is None:
+        return None
+    from fga_tui.diagnostics.grounding import grounding
+
+    return grounding(trace.atom_to_text, trace.tokens, trace.token_mask, trace.elements).per_atom
 
 
 def view_from_diagnosis(diagnosis: Any, prepared: Any, meta: Mapping[str, Any]) -> View:

@@ -1,4 +1,5 @@
-"""Atom list: label, element, orbit (+ Wyckoff letter), coordination, feature norm at the stage.
+"""Atom list: label, element, orbit (+ Wyckoff letter), coordination, feature norm at the stage,
+grounding (the atom's attention share on words naming its own element; ``–`` where undefined).
 
 A ``ScrollView`` that renders only visible lines, so a stage step at 500 atoms repaints a
 screenful of rows instead of updating 500 table cells.
@@ -21,7 +22,7 @@ from fga_tui.tui.state import Cursor
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
-HEADER = f" {'atom':<8} {'el':<2} {'orb':>3} {'CN':>3} {'‖x‖':>7}"
+HEADER = f" {'atom':<6} {'el':<2} {'orb':>3} {'CN':>2} {'‖x‖':>5} {'gr':>4}"
 
 
 def atom_row(view: View, cursor: Cursor, i: int) -> str:
@@ -30,9 +31,11 @@ def atom_row(view: View, cursor: Cursor, i: int) -> str:
     wy = view.wyckoffs[i] if i < len(view.wyckoffs) else "?"
     cn = "?" if view.coordination is None else str(int(view.coordination[i]))
     norm = float(view.norms[cursor.stage, i])
+    g = None if view.grounding is None else float(view.grounding[i])
+    ground = "   –" if g is None or g != g else f"{g:4.2f}"  # g != g: NaN
     return (
-        f" {view.labels[i]:<8.8} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
-        f"{cn:>3} {norm:>7.4g}"
+        f" {view.labels[i]:<6.6} {view.elements[i]:<2.2} {orbit + 1:>2}{wy:<1.1} "
+        f"{cn:>2} {norm:>5.3g} {ground}"
     )
 
 

@@ -1,5 +1,7 @@
 """Top words of the selected atom: ranked words with weight bars, head average or one head,
-actual attention or the counterfactual attention re-read from the current stage.
+actual attention or the counterfactual attention re-read from the current stage; or ranked by
+attribution (gradient-weighted attention), or both (two bars per word: attention, attribution).
+Words that name the selected atom's own element are marked ``◆``.
 
 The last line answers the question behind the tool: does this atom read the same words as the
 others? (Same top-5 set as how many atoms, and in how many orbits.)
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.style import Style
 from rich.text import Text
 
-from fga_tui.tui.state import Cursor
+from fga_tui.tui.state import ATTRIBUTION, Cursor
 from fga_tui.tui.widgets.cached import CachedLines
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 SHARED_K = 5
+OWN_MARK = "◆"
 
 
 def bar(fraction: float, width: int) -> str:
@@ -31,7 +34,10 @@ def bar(fraction: float, width: int) -> str:
 
 
 def source_stage(view: View, cursor: Cursor) -> str | None:
-    """The stage whose counterfactual attention is shown (None = the actual attention)."""
+    """The stage whose counterfactual attention is shown (None = the actual attention;
+    ``ATTRIBUTION`` = ranked by attribution)."""
+    if cursor.words == "attribution" and view.attribution is not None:
+        return ATTRIBUTION
     if not cursor.counterfactual:
         return None
     stage = view.stages[cursor.stage]
@@ -40,12 +46,19 @@ def source_stage(view: View, cursor: Cursor) -> str | None:
 
 def describe_source(view: View, cursor: Cursor) -> str:
     """Which attention the words come from, short enough for an 80-column pane."""
+    if cursor.words == "attribution" and view.attribution is not None:
+        return "attribution (grad × attn)"
     if cursor.counterfactual:
         stage = view.stages[cursor.stage]
         if stage in view.counterfactual:
             return f"counterfactual from {stage}"
         return f"no counterfactual at {stage}"
     return f"actual, input {view.fga_input}" if view.fga_input else "actual"
+
+
+def _value(x: float, attribution: bool) -> str:
+    """Attention weights read as 0.123; attribution (gradient x weight) spans decades."""
+    return f"{x:7.1e}" if attribution else f"{x:5.3f}"
 
 
 class TopWords(CachedLines):
@@ -110,7 +123,27 @@ class TopWords(CachedLines):
             cur.counterfactual,
             source,
             cur.stopwords,
+            cur.words,
         )
+
+    def _own_words(self, view: View, atom: int, words: list[tuple[str, float]]) -> set[str]:
+        """The words (of ``words``) that name ``atom``'s element."""
+        from fga_tui.diagnostics.grounding import word_elements
+
+        element = view.elements[atom]
+        return {w for w, _ in words if element in word_elements(w, view.elements)}
+
+    def _attribution_of(self, view: View, cursor: Cursor) -> dict[str, float] | None:
+        """Every word's attribution for the selected atom (the second bar of "both")."""
+        if view.attribution is None:
+            return None
+        ranked = view.top_words(
+            ATTRIBUTION,
+            None,
+            k=len(view.tokens),
+            stopwords=self.stopwords if cursor.stopwords else None,
+        )
+        return None if ranked is None else dict(ranked[cursor.atom])
 
     def build(self) -> Text:
         view, cursor = self._view, self._cursor
@@ -127,19 +160,33 @@ class TopWords(CachedLines):
         if view.attention is None:
             out.append("no fine-grained attention in this checkpoint (FGA_MISSING)")
             return out
+        if cursor.words != "attention" and view.attribution is None:
+            out.append("attribution: computing… (attention meanwhile)\n", Style(dim=True))
         words = self.ranked()
         if not words:
             out.append("no attention from this stage", Style(dim=True))
             return out
-        rows = max(1, height - 2)
+        rows = max(1, height - 2 - (cursor.words != "attention" and view.attribution is None))
         top = words[:rows]
+        own = self._own_words(view, cursor.atom, top)
+        second = self._attribution_of(view, cursor) if cursor.words == "both" else None
         peak = max((w for _, w in top), default=1.0) or 1.0
         wlen = min(max(len(w) for w, _ in top), max(6, width // 3))
-        bar_w = max(3, width - wlen - 3 - 7)
+        if second is None:
+            bar_w = max(3, width - wlen - 4 - 9)
+        else:
+            bar_w = max(2, (width - wlen - 4 - 17) // 2)
+            peak2 = max(second.values(), default=1.0) or 1.0
         for rank, (word, weight) in enumerate(top, 1):
-            out.append(f"{rank:>2} ", Style(dim=True))
-            out.append(f"{word:<{wlen}.{wlen}} ")
+            out.append(f"{rank:>2}", Style(dim=True))
+            out.append(OWN_MARK if word in own else " ", Style(bold=True, color="yellow"))
+            out.append(f"{word:<{wlen}.{wlen}} ", Style(bold=word in own))
             out.append(bar(weight / peak, bar_w), Style(color="cyan" if rank > 1 else "green"))
-            out.append(f" {weight:5.3f}\n")
+            out.append(" " + _value(weight, source_stage(view, cursor) == ATTRIBUTION))
+            if second is not None:
+                value = second.get(word, 0.0)
+                out.append(" " + bar(value / peak2, bar_w), Style(color="magenta"))
+                out.append(" " + _value(value, True))
+            out.append("\n")
         out.append(self.shared_summary(), Style(italic=True))
         return out
