@@ -303,11 +303,12 @@ class FgaApp(App[None]):
         if message.generation != self.session.generation:
             return
         self.busy = None
-        if self.view is message.old:
-            self.view = message.view
-            self.query_one("#atoms", AtomList).show(self.view, self.cursor)
-            self.query_one("#words", TopWords).show(self.view, self.cursor)
-        self._update_status()
+        with contextlib.suppress(NoMatches, ScreenStackError):  # it came in while leaving
+            if self.view is message.old:
+                self.view = message.view
+                self.query_one("#atoms", AtomList).show(self.view, self.cursor)
+                self.query_one("#words", TopWords).show(self.view, self.cursor)
+            self._update_status()
 
     def on_request_failed(self, message: RequestFailed) -> None:
         if message.generation != self.session.generation:

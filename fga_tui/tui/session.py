@@ -265,8 +265,16 @@ class Session:
         def attribute() -> View:
             from fga_tui import engine
             from fga_tui.diagnostics.attribution import attribution_parts
+            from fga_tui.oom import retry_on_cpu
 
-            att = engine.run_attribution(loaded, prepared, request.ablation, trace=view.trace)
+            att, used = retry_on_cpu(  # a backward pass: the likeliest to fill a shared GPU
+                lambda m: engine.run_attribution(m, prepared, request.ablation, trace=view.trace),
+                loaded,
+                lambda line: self._oom(generation, 0, post, line),
+            )
+            if used is not loaded:
+                with self._lock:
+                    self.loaded = used
             trace, report, _ = attribution_parts(view.trace, view.report, att)
             return view.with_attribution(trace, report)
 
