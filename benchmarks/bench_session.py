@@ -11,8 +11,9 @@
 - report: ``diagnose`` on the demo cell repeated 7×7×7 (2,058 atoms) vs its traces alone (the
   traced forward and the cause-separating ablation forwards), CPU time. Target <= 2x.
 - 5,000 atoms: the demo cell 9×9×10 (4,860 atoms, and rattled: no symmetry) opened through
-  ``EngineProcess``: the first view (child start, load, trace, diagnosis) and step → repaint
-  p95. Targets 60 s and 50 ms.
+  ``EngineProcess``: the first view (child start, load, trace, diagnosis; the attribution that
+  follows the view is not counted) and step → repaint p95 (while the attribution may still
+  run in the child). Targets 60 s and 50 ms.
 
 Usage: ``python benchmarks/bench_session.py [--quick] [--only memory,stall,report,big]``;
 ``run(quick)`` returns rows ``{name, a, b, unit, ratio, target}`` for ``run_all.py``.
@@ -314,14 +315,18 @@ def big_rows(quick: bool) -> list[dict[str, Any]]:
             session = EngineProcess(SessionOptions(DEMO / "demo_problem.pt", path, device="cpu"))
             try:
                 posted: list = []
+                shown: list[float] = []
+
+                def post(message: Any, shown: list[float] = shown, posted: list = posted) -> None:
+                    if isinstance(message, ViewReady):
+                        shown.append(time.perf_counter())
+                    posted.append(message)
+
                 t0 = time.perf_counter()
                 session.compute(
-                    session.next_generation(),
-                    session.initial_request(),
-                    posted.append,
-                    lambda: False,
+                    session.next_generation(), session.initial_request(), post, lambda: False
                 )
-                first = time.perf_counter() - t0
+                first = (shown[0] if shown else time.perf_counter()) - t0
                 views = [m.view for m in posted if isinstance(m, ViewReady)]
                 if not views:
                     raise RuntimeError(getattr(posted[-1], "message", posted[-1]))
