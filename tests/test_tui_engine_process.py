@@ -247,3 +247,23 @@ def test_a_5000_atom_heat_map_is_aggregated_from_group_sums():
     assert view.matrices["cosine"].shape == (4, 2, 2)
     # random features: different atoms are uncorrelated on average, each with itself 1
     assert abs(float(view.matrices["cosine"][0, 0, 1])) < 0.05
+
+
+async def test_a_snapshot_of_a_view_from_the_child_has_the_full_report(tmp_path):
+    import json
+
+    from fga_tui.tui.engine_process import PickledReport
+
+    app = FgaApp(_options(tmp_path))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            assert await _wait(pilot, lambda: app.view is not None and not app.busy)
+            assert isinstance(app.view.report, PickledReport)  # one bytes object in the UI
+            await pilot.press("s")
+            assert await _wait(pilot, lambda: app.last_snapshot is not None, 30)
+        report = json.loads((app.last_snapshot / "report.json").read_text())
+        assert report["schema"] == "fga-tui.report/1"
+        assert report["orbits"] == [[0, 1, 2, 3], [4], [5]]
+        assert [v["code"] for v in report["verdicts"]] == [v.code for v in app.view.verdicts]
+    finally:
+        app.session.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Iterable
@@ -201,6 +202,10 @@ class FgaApp(App[None]):
 
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - self._t0
+        # Once, before any view: the app's own long-lived objects leave the collector's
+        # generations, so a collection triggered while a view arrives walks only the new
+        # objects (freezing after every view instead pinned each view's garbage for good).
+        gc.freeze()
         self._submit(self._request)
 
     def on_resize(self) -> None:
@@ -409,7 +414,11 @@ class FgaApp(App[None]):
         count = None
         if self.view is not None:
             count = self.sample_counts.get(str(self.view.sample_path))
-        self.query_one("#status", StatusBar).update(
+        try:
+            bar = self.query_one("#status", StatusBar)
+        except (NoMatches, ScreenStackError):  # the engine's messages outlive a leaving app
+            return
+        bar.update(
             status_text(
                 self.view,
                 busy=self.busy,

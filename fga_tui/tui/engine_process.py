@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import os
+import pickle
 import queue
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -60,15 +63,47 @@ from fga_tui.tui.session import (
 _DIED = "died"
 
 
+class PickledReport:
+    """A ``Report`` kept as its pickle until something reads it (a snapshot does).
+
+    Unpickled in the UI process, a 500-atom report is tens of thousands of small objects; the
+    allocations trigger a full garbage collection in the middle of painting the view (hundreds
+    of ms measured on a loaded node). As one bytes object it costs the UI nothing."""
+
+    def __init__(self, report: Any) -> None:
+        self._blob = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+        self._report: Any = None
+
+    def __getstate__(self) -> bytes:
+        return self._blob
+
+    def __setstate__(self, blob: bytes) -> None:
+        self._blob, self._report = blob, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_blob", "_report"):
+            raise AttributeError(name)
+        if self._report is None:
+            self._report = pickle.loads(self._blob)
+        return getattr(self._report, name)
+
+
+def _lean(view: Any) -> Any:
+    """``view`` with its report as a ``PickledReport`` (same uid: the same view)."""
+    if view.report is None or isinstance(view.report, PickledReport):
+        return view
+    return dataclasses.replace(view, report=PickledReport(view.report))
+
+
 def _encode(message: Any) -> tuple:
     if isinstance(message, Progress):
         return ("progress", message.generation, message.step, message.total, message.what)
     if isinstance(message, ViewReady):
-        return ("view", message.generation, message.view)
+        return ("view", message.generation, _lean(message.view))
     if isinstance(message, RequestFailed):
         return ("failed", message.generation, message.message, message.first_load, None)
     if isinstance(message, AttributionReady):  # the UI process knows ``old``: not sent again
-        return ("attribution", message.generation, message.view)
+        return ("attribution", message.generation, _lean(message.view))
     if isinstance(message, SampleCount):
         return ("count", str(message.path), message.count)
     raise TypeError(f"cannot send {type(message).__name__}")
@@ -90,6 +125,8 @@ def release_memory() -> None:
 def child_main(conn: Any) -> None:
     """The child's loop: one thread per request; exits when the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(5)  # the UI gets the core first when both want it: keys stay fast
     try:
         options = conn.recv()
     except (EOFError, OSError):
@@ -303,6 +340,13 @@ class EngineProcess:
                 item = conn.recv()
             except (EOFError, OSError, ValueError):
                 break
+            except Exception:  # a message this side cannot read: the child is of no use
+                self.last_traceback = traceback.format_exc()
+                with contextlib.suppress(OSError):
+                    conn.close()
+                if self._proc is not None:
+                    self._proc.kill()
+                break
             key = ("count", item[1]) if item[0] == "count" else ("gen", item[1])
             inbox = self._inboxes.get(key)
             if inbox is not None:
@@ -331,4 +375,7 @@ __all__ = ["STEPS", "EngineProcess", "child_main", "make_session"]
 
 
 if __name__ == "__main__":
-    child_main(Connection(int(sys.argv[1])))
+    # Through the package, not ``__main__``: classes pickled here must name their module.
+    from fga_tui.tui import engine_process
+
+    engine_process.child_main(Connection(int(sys.argv[1])))
