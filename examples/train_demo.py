@@ -11,7 +11,7 @@ data, split and seed for both:
   atoms, so every atom's top words are the text's most frequent tokens.
 * ``demo_fixed.pt`` (``FIXED``): remedies 1 and 2 (no middle fusion, 2 + 2 layers) and remedy 4:
   ``+ 100 · attention_diversity_loss`` measured on rankable words (no [CLS]/[SEP]) ``+ 1 ·
-  shared_query_loss + 5 · element_contrast_loss``. Why three terms: the variance term alone, at
+  shared_query_loss + 10 · element_contrast_loss``. Why three terms: the variance term alone, at
   any weight large enough to move near-uniform attention, runs the softmax into one-hot rows, and
   every atom of a cell whose atoms are all cations (the A4BC family) lands on the same token; the
   scale-free shared-query term turns the queries towards atom-specific rankings and keeps the
@@ -322,7 +322,7 @@ def recipes(quick: bool, epochs: int | None) -> list[Recipe]:
         FIXED,
         diversity_weight=100.0,
         shared_query_weight=1.0,
-        contrast_weight=5.0,
+        contrast_weight=10.0,
         epochs=epochs or 30,
         content_only=True,
     )

@@ -277,8 +277,9 @@ def _stopwords(spec: str | None) -> set[str] | None:
 def _fails(severities: list[str], fail_on: str | None) -> bool:
     if fail_on is None:
         return False
-    rank = {"info": 0, "warning": 1, "error": 2}
-    return any(rank[s] >= rank[fail_on] for s in severities)
+    from fga_tui.diagnostics.severity import Severity
+
+    return any(Severity.of(s) >= Severity.of(fail_on) for s in severities)
 
 
 def _emit(text: str) -> None:

@@ -170,14 +170,17 @@ def element_contrast_loss(
     groups: torch.Tensor,
     eps: float = 1e-12,
 ) -> torch.Tensor:
-    """Mean cosine similarity between the head-averaged attention rows of atoms of *different*
-    groups (e.g. elements), in [0, 1]; add ``λ ·`` it to the loss.
+    """Mean cosine similarity between the head-averaged attention rows of *different* groups
+    (e.g. elements), each pair of groups weighted equally, in [0, 1]; add ``λ ·`` it to the loss.
 
-    ``groups`` int [B, M] (any labels; padded atoms are ignored through ``node_mask``). Why: the
-    variance term rewards the largest split of a cell's atoms and is satisfied once one element
-    reads differently from the rest, so two elements can keep reading the same words (in the
-    A4BC demo cell, Ba and Li did). The cosine is scale-free and reaches 0 only when each pair
-    of different-element rows puts its weight on different tokens. Graphs with a single group
+    ``groups`` int [B, M] (any labels; padded atoms are ignored through ``node_mask``). For
+    atoms i, j of groups g ≠ h in one graph the weight is 1 / (n_g n_h), so every pair of
+    elements counts once however many atoms each has. Why: the variance term rewards the
+    largest split of a cell's atoms and is met once one element reads differently from the
+    rest, so two elements can keep reading the same words (in the A4BC demo cell Ba and Li did;
+    with atom pairs weighted alike, the four Ba atoms drowned the single Hf-Li pair and Hf and
+    Li settled on one word). The cosine is scale-free and reaches 0 only when every pair of
+    different-element rows puts its weight on different tokens. Graphs with a single group
     contribute nothing; with none in the batch the loss is 0 (still differentiable).
     """
     avg = atom_to_text.mean(dim=1)  # [B, M, L]
@@ -185,11 +188,14 @@ def element_contrast_loss(
     unit = avg / avg.norm(dim=-1, keepdim=True).clamp_min(eps)
     cos = torch.matmul(unit, unit.transpose(1, 2))  # [B, M, M]
     atoms = node_mask.to(torch.bool)
-    pairs = (groups[:, :, None] != groups[:, None, :]) & atoms[:, :, None] & atoms[:, None, :]
-    count = pairs.sum()
-    if int(count) == 0:
+    same = (groups[:, :, None] == groups[:, None, :]) & atoms[:, :, None] & atoms[:, None, :]
+    size = same.sum(dim=2).clamp(min=1).to(cos.dtype)  # [B, M] atoms in each atom's group
+    pairs = ~same & atoms[:, :, None] & atoms[:, None, :]
+    weight = pairs.to(cos.dtype) / (size[:, :, None] * size[:, None, :])
+    total = weight.sum()
+    if float(total) == 0.0:
         return cos.sum() * 0.0
-    return (cos * pairs).sum() / count
+    return (cos * weight).sum() / total
 
 
 class AttentionForward(NamedTuple):

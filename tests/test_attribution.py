@@ -271,12 +271,14 @@ def test_report_has_attribution_grounding_and_text_reliance(demo_problem) -> Non
             loaded, prepared, run_ablations=False, audit=False, attribution=False
         ).report.to_text()
     )
-    # The verdicts are opt-in until the verdict engine runs the rules itself.
-    assert not {"TEXT_IGNORED", "UNGROUNDED"} & set(diag.report.codes)
+    # diagnose() runs the two rules; without attribution they cannot fire.
+    assert {"TEXT_IGNORED", "UNGROUNDED"} <= set(diag.report.codes)
     plain = diagnose(loaded, prepared, run_ablations=False, audit=False, attribution=False)
     assert plain.report.attribution is None and plain.trace.attribution is None
+    assert not {"TEXT_IGNORED", "UNGROUNDED"} & set(plain.report.codes)
     judged = add_attribution(plain, diag.attribution, verdicts=True)
     assert {"TEXT_IGNORED", "UNGROUNDED"} <= set(judged.report.codes)
+    assert add_attribution(plain, diag.attribution).report.codes == plain.report.codes
 
 
 @pytest.mark.parametrize("spec", ["mean-ablate=fga", "patch=fga:Hf_4<-Ba_0", "fga-from=alignn.1"])

@@ -148,30 +148,3 @@ def test_block_means_from_group_sums_equal_those_of_the_full_matrix(mode):
     expected = sim.block_mean(func(X), groups)
     got = sim.block_mean_embedded(sim.similarity_embedding(X, mode), groups)
     np.testing.assert_allclose(got, expected, atol=1e-12)
-
-
-def test_same_top_word_pairs_vectorised_equals_the_pairwise_rule():
-    import random
-
-    from fga_tui.diagnostics import report
-
-    rng = random.Random(0)
-    for _ in range(200):
-        n = rng.randint(2, 30)
-        vocab = [f"w{i}" for i in range(rng.randint(1, 7))]
-        top = [
-            {"atom": str(i), "words": [[rng.choice(vocab), 0.1] for _ in range(rng.randint(0, 7))]}
-            for i in range(n)
-        ]
-        orbits = [[i] for i in rng.sample(range(n), n)]
-        reps = [o[0] for o in orbits]
-        lists = {i: [w for w, _ in top[i]["words"][: report.SAME_TOP_K]] for i in reps}
-        expected = [
-            (a, b)
-            for k, a in enumerate(reps)
-            for b in reps[k + 1 :]
-            if report._pair_same(lists[a], lists[b])
-        ]
-        assert report._same_top_word_pairs(top, orbits) == expected
-        count, first = report._count_same_top_word_pairs(top, orbits, 3)
-        assert count == len(expected) and first == expected[:3]

@@ -34,6 +34,7 @@ def run(fork, nacl_tokens, sample: Path, edit=None, **kwargs):
     loaded = engine.model_from_state(config, state)
     prepared = engine.prepare_sample(loaded, engine.load_sample(sample), tokens_path=nacl_tokens)
     kwargs.setdefault("audit", False)
+    kwargs.setdefault("attribution", False)  # TEXT_IGNORED/UNGROUNDED: test_rules_attribution
     return diagnose(loaded, prepared, **kwargs).report
 
 
@@ -56,26 +57,31 @@ def saturate_fusion(state, config) -> None:
     state[prefix + "text_transform.3.bias"].mul_(1e5)
 
 
+def averaging_update(state, prefix: str, hidden: int, rate: float, offset: float) -> None:
+    """The node update at ``prefix`` becomes x' = x + SiLU(rate (mean_neighbours(x) - x) +
+    offset): all edge gates equal (a plain neighbour mean), no batch-norm rescaling."""
+    eye = torch.eye(hidden)
+    for gate in ("src_gate", "dst_gate", "edge_gate"):
+        state[prefix + gate + ".weight"].zero_()
+        state[prefix + gate + ".bias"].zero_()
+    state[prefix + "dst_update.weight"].copy_(rate * eye)
+    state[prefix + "dst_update.bias"].zero_()
+    state[prefix + "src_update.weight"].copy_(-rate * eye)
+    state[prefix + "src_update.bias"].fill_(offset)
+    state[prefix + "bn_nodes.running_mean"].zero_()
+    state[prefix + "bn_nodes.running_var"].fill_(1.0)
+    state[prefix + "bn_nodes.weight"].fill_(1.0)
+    state[prefix + "bn_nodes.bias"].zero_()
+
+
 def smoothing_stack(state, config) -> None:
     """Every node update becomes x' = x + SiLU(0.3 (mean_neighbours(x) - x) + 20): a damped
     neighbour average plus a shared offset, so atoms converge layer by layer. Fusion is shut
     (gate ~0) so it cannot be blamed."""
-    hidden = config.hidden_features
-    eye = torch.eye(hidden)
     prefixes = [f"alignn_layers.{k}.node_update." for k in range(config.alignn_layers)]
     prefixes += [f"gcn_layers.{k}." for k in range(config.gcn_layers)]
     for p in prefixes:
-        for gate in ("src_gate", "dst_gate", "edge_gate"):
-            state[p + gate + ".weight"].zero_()
-            state[p + gate + ".bias"].zero_()
-        state[p + "dst_update.weight"].copy_(0.3 * eye)
-        state[p + "dst_update.bias"].zero_()
-        state[p + "src_update.weight"].copy_(-0.3 * eye)
-        state[p + "src_update.bias"].fill_(20.0)
-        state[p + "bn_nodes.running_mean"].zero_()
-        state[p + "bn_nodes.running_var"].fill_(1.0)
-        state[p + "bn_nodes.weight"].fill_(1.0)
-        state[p + "bn_nodes.bias"].zero_()
+        averaging_update(state, p, config.hidden_features, 0.3, 20.0)
     state["middle_fusion_modules.layer_2.gate.0.bias"].fill_(-30.0)
 
 
@@ -84,10 +90,40 @@ def zero_query(state, config) -> None:
 
 
 def sharpen_query(state, config) -> None:
-    """Atom-specific queries: no shared bias, 40x the weights."""
+    """40x the query weights, no shared bias: atom differences are amplified, but so is the
+    direction every atom shares (the features' common mean)."""
     state["fine_grained_attention.a2t_query.weight"].mul_(40.0)
     state["fine_grained_attention.a2t_query.bias"].zero_()
     state["fine_grained_attention.node_proj_in.bias"].zero_()
+
+
+def gcn_smoothing(state, config) -> None:
+    """Only the GCN layers smooth: x' = x + SiLU(0.2 (mean_neighbours(x) - x) + 1.5), so each
+    loses about a third of the separation without ever collapsing it."""
+    for k in range(config.gcn_layers):
+        averaging_update(state, f"gcn_layers.{k}.", config.hidden_features, 0.2, 1.5)
+
+
+def atom_specific_query(fork, nacl_tokens, sample: Path):
+    """An edit that makes the query read only what differs between atoms: the direction of
+    this sample's mean projected feature is removed from the query weights (40x), so the
+    shared query part is exactly zero (remedy 4 taken to its end)."""
+    config, state = fork
+    loaded = engine.model_from_state(config, state)
+    prepared = engine.prepare_sample(loaded, engine.load_sample(sample), tokens_path=nacl_tokens)
+    trace = engine.run_trace(loaded, prepared)
+    X = torch.tensor(trace.features[trace.stages[trace.stages.index("fga") - 1]])
+
+    def edit(state, config) -> None:
+        state["fine_grained_attention.node_proj_in.bias"].zero_()
+        m = (X @ state["fine_grained_attention.node_proj_in.weight"].T).mean(0)
+        m = m / m.norm()
+        keep = torch.eye(len(m)) - torch.outer(m, m)
+        w = state["fine_grained_attention.a2t_query.weight"]
+        state["fine_grained_attention.a2t_query.weight"].copy_(40.0 * w @ keep)
+        state["fine_grained_attention.a2t_query.bias"].zero_()
+
+    return edit
 
 
 def test_saturated_fusion_gate_is_named_at_fusion_2(fork, nacl_tokens):
@@ -97,8 +133,12 @@ def test_saturated_fusion_gate_is_named_at_fusion_2(fork, nacl_tokens):
     assert v.evidence["stage"] == "fusion.2"
     assert v.evidence["separation_after"] < 1e-3 < v.evidence["separation_before"]
     assert v.evidence["mean_gate"] > 0.99
-    # The no-fusion ablation is cited and restores distinct atoms.
+    # The no-fusion ablation is cited and restores distinct atoms; without fusion the fixture
+    # still reads alike (it is shared-query dominated), so fusion is not the only cause.
     assert v.evidence["ablation"]["separation_at_fga_input"] > 0.1
+    assert v.evidence["ablation"]["symptom_persists"] is True
+    assert "not the only cause" in v.message
+    assert verdict(report, "FEATURE_COLLAPSE").evidence["stage"] == "fusion.2"
     assert "OVERSMOOTHING" not in codes(report)
     assert "HEALTHY" not in codes(report)
 
@@ -111,6 +151,7 @@ def test_zeroed_query_projection_gives_shared_query_dominates(fork, nacl_tokens)
     assert v.evidence["shared_fraction"] == pytest.approx(1.0)
     assert v.evidence["separation_at_fga_input"] > 0.1  # the features do differ
     assert v.evidence["attention_cross_orbit_jsd"] < 1e-9  # identical attention rows
+    assert v.evidence["same_top_word_pair_count"] == 3  # Ba = Hf, Ba = Li, Hf = Li
 
 
 def test_symmetry_equivalent_atoms_are_not_a_collapse(fork, nacl_tokens):
@@ -145,10 +186,28 @@ def test_oversmoothing_stack_is_named_where_atoms_become_alike(fork, nacl_tokens
     # Separation decays monotonically through the GCN layers.
     gcn = [sep[f"gcn.{k}"] for k in range(4)]
     assert gcn == sorted(gcn, reverse=True)
-    assert v.evidence["stage"].startswith(("alignn.", "gcn."))
-    collapse = verdict(report, "FEATURE_COLLAPSE")
-    assert collapse.evidence["stage"] in sep
-    assert sep[collapse.evidence["stage"]] < 1e-3
+    # It first falls below the collapse level (1e-3) at gcn.2, where both verdicts put it.
+    assert sep["gcn.1"] >= 1e-3 > sep["gcn.2"]
+    assert v.evidence["stage"] == "gcn.2"
+    assert v.evidence["decline_from"] == "alignn.0"
+    assert verdict(report, "FEATURE_COLLAPSE").evidence["stage"] == "gcn.2"
+
+
+def test_gcn_layers_losing_a_third_each_are_oversmoothing_on_a_two_atom_cell(
+    fork, nacl_tokens, fixtures
+):
+    report = run(fork, nacl_tokens, fixtures / "nacl.json", gcn_smoothing)
+    v = verdict(report, "OVERSMOOTHING")
+    assert v.severity == "warning"  # nothing collapsed: a trend, not an end state
+    ratios = [v.evidence["layer_ratios"][f"gcn.{k}"] for k in range(4)]
+    assert all(0.55 < r < 0.75 for r in ratios), ratios
+    sep = report.separation
+    assert sep["gcn.3"] > 0.1  # far from collapsed
+    # Below a quarter of the input separation first at gcn.2.
+    assert sep["gcn.1"] >= 0.25 * sep["embed"] > sep["gcn.2"]
+    assert v.evidence["stage"] == "gcn.2"
+    assert "FEATURE_COLLAPSE" not in codes(report)
+    assert "HEALTHY" not in codes(report)
 
 
 def test_untrained_token_to_atom_branch_with_its_init_baseline(fork, nacl_tokens, fixtures):
@@ -181,18 +240,36 @@ def test_untrained_token_to_atom_branch_with_its_init_baseline(fork, nacl_tokens
 
 
 def test_attention_that_separates_atoms_is_healthy(fork, nacl_tokens):
-    report = run(fork, nacl_tokens, DATA / "ba4hfli.json", sharpen_query)
-    assert not codes(report, "error")
+    sample = DATA / "ba4hfli.json"
+    report = run(fork, nacl_tokens, sample, atom_specific_query(fork, nacl_tokens, sample))
+    assert report.verdicts[0].code == "HEALTHY"
+    assert not codes(report, "error") and not codes(report, "warning")
     v = verdict(report, "HEALTHY")
-    assert v.evidence["attention_cross_orbit_jsd"] > 1e-2
+    assert v.evidence["closest_group_jsd"] >= 0.05
     words = {e["atom"]: [w for w, _ in e["words"][:5]] for e in report.top_words}
-    assert words["Ba_0"] != words["Hf_4"] or words["Hf_4"] != words["Li_5"]
+    for a, b in (("Ba_0", "Hf_4"), ("Ba_0", "Li_5"), ("Hf_4", "Li_5")):
+        assert len(set(words[a]) & set(words[b])) < 4, (a, b, words)
+
+
+def test_scaling_the_query_keeps_the_shared_direction_dominant(fork, nacl_tokens):
+    # Attention differs (cross-orbit JSD > 0.1 bits) but Hf_4 and Li_5 still read the same
+    # words, led by "nacl6": never HEALTHY while that symptom stands.
+    report = run(fork, nacl_tokens, DATA / "ba4hfli.json", sharpen_query)
+    assert "HEALTHY" not in codes(report)
+    v = verdict(report, "SHARED_QUERY_DOMINATES")
+    assert v.severity == "error"
+    assert v.evidence["same_top_word_pairs"] == [["Hf_4", "Li_5"]]
+    assert v.evidence["attention_cross_orbit_jsd"] > 0.1
+    assert v.evidence["shared_fraction"] > 0.9
 
 
 def test_the_fixture_itself_is_shared_query_dominated(fork, nacl_tokens, fixtures):
     report = run(fork, nacl_tokens, fixtures / "nacl.json", run_ablations=False)
     v = verdict(report, "SHARED_QUERY_DOMINATES")
-    assert 0.5 < v.evidence["shared_fraction"] < 1.0
+    assert v.severity == "error"
+    assert v.evidence["shared_fraction"] == pytest.approx(0.686, abs=2e-3)
+    assert v.evidence["same_top_word_pairs"] == [["Na_0", "Cl_1"]]
+    assert v.evidence["closest_group_jsd"] == pytest.approx(0.0459, abs=2e-3)
 
 
 def test_text_free_upstream_model_has_no_attention_to_explain(tmp_path, fixtures):
@@ -209,18 +286,18 @@ def test_text_free_upstream_model_has_no_attention_to_explain(tmp_path, fixtures
     assert "SHARED_QUERY_DOMINATES" not in codes(report)
 
 
-def test_atoms_reading_only_special_tokens_are_named():
+def test_atoms_reading_only_special_tokens_are_found():
     import numpy as np
 
     from fga_tui.diagnostics.report import _special_token_atoms
-    from fga_tui.diagnostics.verdict import Evidence, decide
     from fga_tui.trace import Trace
 
     tokens = ("[CLS]", "ba", "is", "[SEP]")
     a2t = np.zeros((2, 3, 4), np.float32)
-    a2t[:, 0, 0] = 0.98  # atom 0: all on [CLS]
-    a2t[:, 0, 1] = 0.02
-    a2t[:, 1, 1] = 1.0  # atom 1: on "ba"
+    a2t[:, 0, 0] = 0.951  # atom 0: 4.9 % on real words, under the 5 % line
+    a2t[:, 0, 1] = 0.049
+    a2t[:, 1, 0] = 0.949  # atom 1: 5.1 %, over it
+    a2t[:, 1, 1] = 0.051
     a2t[:, 2, 2] = 1.0  # atom 2: on "is"
     trace = Trace(
         stages=("embed",),
@@ -232,20 +309,3 @@ def test_atoms_reading_only_special_tokens_are_named():
         atom_to_text=a2t,
     )
     assert _special_token_atoms(trace, [0, 1, 2]) == [0]
-    ev = Evidence(
-        stages=("embed", "fga"),
-        labels=("Ba_0", "Hf_1", "Li_2"),
-        orbits=[[0], [1], [2]],
-        separation={"embed": 1.0, "fga": 1.0},
-        has_fga=True,
-        multimodal=True,
-        fga_input_stage="embed",
-        attention_jsd=0.5,
-        same_top_words=False,
-        shared_fraction=0.1,
-        num_atoms=3,
-        special_only=("Ba_0",),
-    )
-    healthy = [v for v in decide(ev) if v.code == "HEALTHY"]
-    assert healthy[0].evidence["special_token_atoms"] == ["Ba_0"]
-    assert "Ba_0 attend almost only to special tokens" in healthy[0].message

@@ -163,7 +163,7 @@ def add_attribution(
     """A copy of ``diagnosis`` (``fga_tui.diagnostics.report.Diagnosis``) whose report has the
     ``attribution``, ``grounding`` and ``text_reliance`` sections, and whose trace carries the
     ``attr.*`` and ``grounding`` arrays. ``verdicts`` also adds the ``TEXT_IGNORED`` /
-    ``UNGROUNDED`` verdicts to the report (until the verdict engine runs those rules itself)."""
+    ``UNGROUNDED`` verdicts to the report (HEALTHY stays: it answers another question)."""
     import dataclasses
 
     trace, report, evidence = attribution_parts(
@@ -187,6 +187,7 @@ def attribution_parts(
 
     from fga_tui.diagnostics.grounding import grounding, grounding_json
     from fga_tui.diagnostics.rules_attribution import attribution_evidence, attribution_verdicts
+    from fga_tui.diagnostics.verdict import sort_verdicts
     from fga_tui.engine import with_attribution
 
     by_attention = by_attribution = None
@@ -200,10 +201,9 @@ def attribution_parts(
     extra = attribution_verdicts(evidence) if verdicts else []
     found = list(report.verdicts)
     if extra:
-        # A finding replaces HEALTHY; the rest keep their order, ours go after same severity.
-        found = [v for v in found if v.code != "HEALTHY"]
-        order = {"error": 0, "warning": 1, "info": 2}
-        found = sorted([*found, *extra], key=lambda v: order.get(v.severity, 3))
+        # HEALTHY (atoms of different elements attend differently) answers another question
+        # than these (does the reading matter, is it about the atom), so it stays and leads.
+        found = sort_verdicts([*found, *extra])
     report = dataclasses.replace(
         report,
         verdicts=found,

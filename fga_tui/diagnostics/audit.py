@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-SEVERITIES = ("info", "warning", "error")
+from fga_tui.diagnostics.severity import Severity
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,9 @@ class AuditResult:
     def by_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
 
-    def parameters_of(self, kind: str) -> set[str]:
-        return {p for f in self.by_kind(kind) for p in f.parameters}
-
     @property
-    def worst(self) -> str:
-        levels = [SEVERITIES.index(f.severity) for f in self.findings]
-        return SEVERITIES[max(levels)] if levels else "info"
+    def worst(self) -> Severity:
+        return Severity.worst(f.severity for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -362,8 +358,7 @@ def audit_model(
         findings += check_init_statistics(state, model)
     batch, text = probe_input(loaded, prepared)
     findings += check_gradients(model, lambda m: m(batch, text))
-    order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    findings.sort(key=lambda f: order[f.severity])
+    findings.sort(key=lambda f: Severity.of(f.severity), reverse=True)
     return AuditResult(
         checkpoint=loaded.info.path,
         baseline=baseline_path,

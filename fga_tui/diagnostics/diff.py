@@ -33,7 +33,7 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
             "verdicts_new": sorted(codes_b - codes_a),
             "prediction": [a.prediction, b.prediction],
             "attention_cross_orbit_jsd": [jsd_a, jsd_b],
-            "worst_severity": [a.worst_severity, b.worst_severity],
+            "worst_severity": [a.worst_severity.value, b.worst_severity.value],
             "prediction_no_text": [_reliance(a), _reliance(b)],
             "grounding_mean": [_grounding(a), _grounding(b)],
         },
@@ -49,7 +49,7 @@ def _grounding(r: Report) -> float | None:
 
 
 def _verdict_line(r: Report) -> str:
-    return ", ".join(f"{v.code}({v.severity[0]})" for v in r.verdicts) or "—"
+    return ", ".join(f"{v.severity.glyph} {v.code}" for v in r.verdicts) or "—"
 
 
 def diff_text(a: Report, b: Report) -> str:

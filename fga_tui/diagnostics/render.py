@@ -1,15 +1,48 @@
-"""Text and Markdown renderings of a ``Report`` (for terminals, CI logs and snapshots)."""
+"""Text and Markdown renderings of a ``Report`` (for terminals, CI logs and snapshots).
+
+Under an intervention the first line says so (the numbers are not the model as trained).
+Severities read without colour: glyph and word (``Severity.mark``).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from fga_tui.diagnostics.attribution import report_lines
+from fga_tui.diagnostics.severity import Severity, count_line
 
 if TYPE_CHECKING:
     from fga_tui.diagnostics.report import Report
+    from fga_tui.diagnostics.verdict import Verdict
 
-MARK = {"error": "✗", "warning": "!", "info": "·"}
+
+def intervention_line(report: Report) -> str | None:
+    """``"UNDER INTERVENTION no-fusion — not the model as trained"``, or None."""
+    if not report.intervention:
+        return None
+    return f"UNDER INTERVENTION {', '.join(report.intervention)} — not the model as trained"
+
+
+def verdict_summary(report: Report) -> str:
+    """``"verdicts: 1 error, 2 warnings, 3 info"`` (+ resolved ones under an intervention)."""
+    line = f"verdicts: {count_line(v.severity for v in report.verdicts)}"
+    if report.resolved:
+        line += f"; {len(report.resolved)} resolved by the intervention"
+    return line
+
+
+def _resolved_mark(v: Verdict) -> str:
+    """``✓ RESOLVED``, or ``○ NO LONGER APPLIES`` when the symptom it explained persists."""
+    return "○ NO LONGER APPLIES" if v.evidence.get("symptom_persists") else "✓ RESOLVED"
+
+
+def _vs(v: Verdict) -> str:
+    return f" [{v.vs_baseline}]" if v.vs_baseline else ""
+
+
+def _md(text: str) -> str:
+    """A table cell: pipes escaped, no line breaks."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
@@ -49,7 +82,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def report_text(report: Report) -> str:
     s, c = report.sample, report.checkpoint
-    out = [
+    first = intervention_line(report)
+    out = [first] if first else []
+    out += [
         f"fga-tui report — {s['id']} ({s['formula']}, {s['num_atoms']} atoms)",
         f"checkpoint: {c['path']} [{c['layout']}]"
         + (f", inferred: {', '.join(c['inferred'])}" if c["inferred"] else ""),
@@ -58,15 +93,27 @@ def report_text(report: Report) -> str:
         f"symmetry: {report.symmetry.get('spacegroup')}; orbits: "
         + "  ".join("{" + ",".join(report.labels[i] for i in o) + "}" for o in report.orbits),
         "",
-        "verdicts:",
+        verdict_summary(report),
     ]
     for v in report.verdicts:
-        stage = v.evidence.get("stage")
+        stage = v.stage
         out.append(
-            f"  {MARK[v.severity]} {v.code}" + (f" @ {stage}" if stage else "") + f": {v.message}"
+            f"  {v.severity.mark} {v.code}"
+            + (f" @ {stage}" if stage else "")
+            + _vs(v)
+            + f": {v.message}"
         )
-        if v.remedy and v.severity != "info":
+        if v.remedy and v.severity > Severity.INFO:
             out.append(f"      remedy: {v.remedy}")
+    for v in report.resolved:
+        stage = v.stage
+        out.append(
+            f"  {_resolved_mark(v)} {v.code}"
+            + (f" @ {stage}" if stage else "")
+            + f" (was {v.severity.value} without the intervention"
+            + ("; atoms still read alike" if v.evidence.get("symptom_persists") else "")
+            + f"): {v.message}"
+        )
     out += ["", "stages:"]
     out += ["  " + r for r in _table(STAGE_HEADER, _stage_rows(report))]
     if report.top_words:
@@ -89,6 +136,9 @@ def report_text(report: Report) -> str:
                 f"  {name}: separation {_fmt(vals.get('separation_at_fga_input'), '.2e')}, "
                 f"attention x-orbit JSD {_fmt(vals.get('attention_cross_orbit_jsd'), '.2e')}, "
                 f"prediction {vals.get('prediction'):.6g}"
+                + {True: ", atoms still read alike", False: ", atoms read apart"}.get(
+                    vals.get("symptom_persists"), ""
+                )
             )
     out += report_lines(report)
     return "\n".join(out)
@@ -96,7 +146,9 @@ def report_text(report: Report) -> str:
 
 def report_markdown(report: Report) -> str:
     s, c = report.sample, report.checkpoint
-    out = [
+    first = intervention_line(report)
+    out = [f"**{first}**", ""] if first else []
+    out += [
         f"# fga-tui report: {s['id']} ({s['formula']})",
         "",
         f"- checkpoint: `{c['path']}` ({c['layout']})",
@@ -106,11 +158,26 @@ def report_markdown(report: Report) -> str:
         "",
         "## Verdicts",
         "",
-        "| severity | code | stage | message |",
-        "|---|---|---|---|",
+        verdict_summary(report),
+        "",
     ]
+    compared = bool(report.intervention or report.resolved) or any(
+        v.vs_baseline for v in report.verdicts
+    )
+    if compared:
+        out += ["| severity | code | stage | vs. as trained | message |", "|---|---|---|---|---|"]
+    else:
+        out += ["| severity | code | stage | message |", "|---|---|---|---|"]
     for v in report.verdicts:
-        out.append(f"| {v.severity} | `{v.code}` | {v.evidence.get('stage', '')} | {v.message} |")
+        vs = f" {v.vs_baseline or ''} |" if compared else ""
+        out.append(
+            f"| {v.severity.mark.strip()} | `{v.code}` | {v.stage or ''} |{vs} {_md(v.message)} |"
+        )
+    for v in report.resolved:
+        out.append(
+            f"| {_resolved_mark(v)} (was {v.severity.value}) | `{v.code}` | {v.stage or ''} | "
+            f"resolved | {_md(v.message)} |"
+        )
     out += [
         "",
         "## Stages",

@@ -1,11 +1,12 @@
 """Diagnose one sample: trace + symmetry + metrics + attention + audit + ablations -> Report.
 
 ``diagnose`` runs the engine (the only torch work here); everything after the traces is numpy.
-The JSON form is the public contract ``fga-tui.report/1`` of shared/DESIGN.md.
+The JSON form is the public contract ``fga-tui.report/1`` (documented in the README).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +16,21 @@ from fga_tui.diagnostics.attention import (
     AttentionSummary,
     divergence_profile,
     first_uniform_stage,
+    pairwise_jsd,
+    row_entropy,
     summarize_attention,
 )
-from fga_tui.diagnostics.separation import separation_profile
+from fga_tui.diagnostics.evidence import Evidence, Probe, Verdict
+from fga_tui.diagnostics.rules import probe_symptom, symptom
+from fga_tui.diagnostics.separation import (
+    COLLAPSE_SEPARATION,
+    InputGroups,
+    input_groups,
+    separation_profile,
+)
+from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
-from fga_tui.diagnostics.verdict import Evidence, Verdict, decide
+from fga_tui.diagnostics.verdict import compare_with_baseline, decide
 from fga_tui.trace import Ablation, Trace
 
 SCHEMA = "fga-tui.report/1"
@@ -28,7 +39,18 @@ TOP_K = 8
 
 @dataclass(frozen=True, eq=False)
 class Report:
-    """The diagnosis of one sample under one checkpoint (see ``to_json`` for the contract)."""
+    """The diagnosis of one sample under one checkpoint (see ``to_json`` for the contract).
+
+    ``intervention``: the active intervention specs ([] = the model as trained); every render
+    says so on its first line. ``verdicts`` holds only the current findings (of the intervened
+    model, when one is active), HEALTHY first when it is earned, then by severity. Under an
+    intervention with a baseline, each verdict's ``vs_baseline`` is ``persists`` or ``new``
+    and ``resolved`` lists the baseline's problem verdicts (warning or worse) that the
+    intervention made disappear, marked ``resolved``; they never count for ``worst_severity``
+    or ``--fail-on``. A resolved verdict about the symptom carries ``symptom_persists`` in its
+    evidence: true means it merely no longer applies while atoms still read alike (the renders
+    say "no longer applies", not "resolved").
+    """
 
     sample: dict[str, Any]
     checkpoint: dict[str, Any]
@@ -44,14 +66,15 @@ class Report:
     audit: dict[str, Any] | None = None
     ablations: dict[str, Any] = field(default_factory=dict)
     symmetry: dict[str, Any] = field(default_factory=dict)
+    intervention: list[str] = field(default_factory=list)
+    resolved: list[Verdict] = field(default_factory=list)
     attribution: dict[str, Any] | None = None
     grounding: dict[str, Any] | None = None
     text_reliance: dict[str, Any] | None = None
 
     @property
-    def worst_severity(self) -> str:
-        order = ("info", "warning", "error")
-        return max((v.severity for v in self.verdicts), key=order.index, default="info")
+    def worst_severity(self) -> Severity:
+        return Severity.worst(v.severity for v in self.verdicts)
 
     @property
     def codes(self) -> list[str]:
@@ -60,6 +83,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "intervention": list(self.intervention),
             "sample": self.sample,
             "checkpoint": self.checkpoint,
             "prediction": self.prediction,
@@ -74,6 +98,7 @@ class Report:
             "attention": self.attention,
             "attention_by_stage": self.profile,
             "verdicts": [v.to_json() for v in self.verdicts],
+            "resolved": [v.to_json() for v in self.resolved],
             "audit": self.audit,
             "ablations": self.ablations,
             "attribution": self.attribution,
@@ -127,6 +152,10 @@ def _top_words(
 #: atom's first word among the other's first two (a near-tie for first place is still "same").
 SAME_TOP_K = 5
 SAME_TOP_SHARED = 4
+#: a word under 5 % of the atom's heaviest word's weight is noise in the ranking: two atoms
+#: that put (nearly) all their attention on one word read that word, whatever order their
+#: near-zero words come in.
+WORD_WEIGHT_FLOOR = 0.05
 MAX_PAIRS_SHOWN = 20
 
 
@@ -136,53 +165,59 @@ def _pair_same(a: list[str], b: list[str]) -> bool:
     return len(set(a) & set(b)) >= min(SAME_TOP_SHARED, len(a), len(b))
 
 
-def _same_top_word_pairs(top: list[dict], orbits: list[list[int]]) -> list[tuple[int, int]]:
-    """Pairs of orbit representatives (atom indices) that show the same top words."""
-    return _count_same_top_word_pairs(top, orbits, None)[1]
+def _weighty_words(words: list) -> list[str]:
+    """The ranked words that carry weight (``WORD_WEIGHT_FLOOR`` of the heaviest or more)."""
+    if not words:
+        return []
+    floor = WORD_WEIGHT_FLOOR * float(words[0][1])
+    return [w for w, x in words if float(x) >= floor]
 
 
-def _count_same_top_word_pairs(
-    top: list[dict], orbits: list[list[int]], keep: int | None
-) -> tuple[int, list[tuple[int, int]]]:
-    """(how many pairs of orbit representatives show the same top words, the first ``keep``
-    of them (all when None), in representative order).
-
-    ``_pair_same`` on every pair, vectorised: a cell without symmetry has N²/2 pairs (12 M at
-    4,860 atoms took 40 s as a Python loop). Words become ids; each list's repeated words and
-    its padding get unique negative ids, so equal ids count the words two lists share.
-    """
+def _same_top_word_pairs(
+    top: list[dict], orbits: list[list[int]], elements: Sequence[str]
+) -> list[tuple[int, int]]:
+    """Pairs of orbit representatives (atom indices) of different elements that show the same
+    top words (``_pair_same`` on the words that carry weight, ``_weighty_words``). Same-element
+    atoms are not compared: the input never told them apart (see ``separation``). Candidates
+    are found through each atom's first word, so a 500-orbit cell does not compare every
+    pair."""
     if len(orbits) < 2 or not top:
-        return 0, []
+        return []
     reps = [o[0] for o in orbits]
-    lists = [[w for w, _ in top[i]["words"][:SAME_TOP_K]] for i in reps]
-    vocab: dict[str, int] = {}
-    g = len(reps)
-    ids = -1 - np.arange(g * SAME_TOP_K, dtype=np.int64).reshape(g, SAME_TOP_K)
-    for r, words in enumerate(lists):
-        seen: set[str] = set()
-        for k, w in enumerate(words):
-            if w not in seen:
-                seen.add(w)
-                ids[r, k] = vocab.setdefault(w, len(vocab))
-    lengths = np.array([len(w) for w in lists])
-    first = np.array([vocab.get(w[0], -1) if w else -1 for w in lists])
-    count, out = 0, []
-    chunk = max(1, 4_000_000 // (g * SAME_TOP_K * SAME_TOP_K))
-    for start in range(0, g, chunk):
-        rows = slice(start, min(g, start + chunk))
-        shared = (ids[rows, None, :, None] == ids[None, :, None, :]).sum(axis=(2, 3))
-        a_in_b = (first[rows, None] == ids[None, :, 0]) | (first[rows, None] == ids[None, :, 1])
-        b_in_a = (first[None, :] == ids[rows, 0, None]) | (first[None, :] == ids[rows, 1, None])
-        need = np.minimum(np.minimum(SAME_TOP_SHARED, lengths[rows, None]), lengths[None, :])
-        ok = a_in_b & b_in_a & (shared >= need) & (lengths[rows, None] > 0) & (lengths > 0)
-        ok &= np.arange(g)[None, :] > np.arange(rows.start, rows.stop)[:, None]
-        count += int(ok.sum())
-        if keep is None or len(out) < keep:
-            found = np.argwhere(ok)
-            if keep is not None:
-                found = found[: keep - len(out)]
-            out.extend((reps[i + start], reps[j]) for i, j in found)
-    return count, out
+    lists = {i: _weighty_words(top[i]["words"][:SAME_TOP_K]) for i in reps}
+    by_first: dict[str, list[int]] = {}
+    for i in reps:
+        if lists[i]:
+            by_first.setdefault(lists[i][0], []).append(i)
+    position = {i: k for k, i in enumerate(reps)}
+    pairs = set()
+    for a in reps:
+        for word in lists[a][:2]:
+            for b in by_first.get(word, ()):
+                if (
+                    position[b] > position[a]
+                    and elements[a] != elements[b]
+                    and _pair_same(lists[a], lists[b])
+                ):
+                    pairs.add((a, b))
+    return sorted(pairs, key=lambda p: (position[p[0]], position[p[1]]))
+
+
+def _closest_groups(
+    trace: Trace, groups: InputGroups
+) -> tuple[tuple[str, str] | None, float | None]:
+    """The two input groups (elements) whose mean head-averaged attention rows differ least,
+    and that JSD in bits; (None, None) without attention or with one group."""
+    if trace.atom_to_text is None or groups.count < 2:
+        return None, None
+    avg = trace.atom_to_text.mean(axis=0)  # [N, L]
+    members = groups.members(trace.elements)
+    means = np.stack([avg[m].mean(axis=0) for m in members])
+    J = pairwise_jsd(means, trace.token_mask)
+    iu = np.triu_indices(groups.count, 1)
+    k = int(np.argmin(J[iu]))
+    a, b = int(iu[0][k]), int(iu[1][k])
+    return (groups.names[a], groups.names[b]), float(J[a, b])
 
 
 #: an atom whose head-averaged attention puts less than this on real words reads nothing
@@ -200,6 +235,30 @@ def _special_token_atoms(trace: Trace, atoms: list[int]) -> list[int]:
     words = mask & np.array([t not in SPECIAL_TOKENS for t in trace.tokens], dtype=bool)
     mass = avg[:, words].sum(axis=1)
     return [i for i in atoms if mass[i] < SPECIAL_ONLY_MASS]
+
+
+def _distinct_pairs(X: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ``pairs`` whose features differ by at least ``COLLAPSE_SEPARATION`` of the feature
+    scale (the separation's own yardstick)."""
+    if not pairs:
+        return []
+    X = np.asarray(X, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
+    a, b = np.array(pairs).T
+    d = np.linalg.norm(X[a] - X[b], axis=1)
+    return [p for p, far in zip(pairs, d >= COLLAPSE_SEPARATION * scale, strict=True) if far]
+
+
+#: head-averaged rows whose normalised entropy is this close to 1 read every token alike
+UNIFORM_ENTROPY_GAP = 1e-6
+
+
+def _uniform_attention(trace: Trace) -> bool:
+    """Is every atom's head-averaged attention row uniform over the valid tokens?"""
+    if trace.atom_to_text is None:
+        return False
+    entropy = row_entropy(trace.atom_to_text.mean(axis=0), trace.token_mask)
+    return bool(entropy.min() >= 1.0 - UNIFORM_ENTROPY_GAP)
 
 
 def _cross_orbit_jsd(trace: Trace, orbits: list[list[int]]) -> float | None:
@@ -228,6 +287,7 @@ def diagnose(
     trace: Trace | None = None,
     audit_result: Any = None,
     attribution: bool = True,
+    baseline_diagnosis: Diagnosis | None = None,
 ) -> Diagnosis:
     """Everything fga-tui knows about one sample, with verdicts.
 
@@ -239,6 +299,10 @@ def diagnose(
     where atoms are most distinct. ``attribution`` adds gradient attribution, grounding and text
     reliance (``diagnostics.attribution.add_attribution``: one backward pass and a batched
     integration over the model's head).
+
+    Under an intervention (``ablation`` active) the sample is also diagnosed as trained (or
+    ``baseline_diagnosis`` is reused, e.g. the TUI's cached view), and every verdict is marked
+    ``persists``/``new`` against it, with its vanished problems listed as ``resolved``.
     """
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
@@ -251,6 +315,18 @@ def diagnose(
         # The backward pass runs on a small built-in probe cell: which parameters get gradient
         # is a property of the model, and a 500-atom sample would cost seconds for nothing.
         audit_result = audit_model(loaded, baseline, baseline_path=baseline_path)
+    plain = None
+    if trace.ablation.active:
+        # Every verdict under an intervention is compared with the model as trained.
+        plain = baseline_diagnosis or diagnose(
+            loaded,
+            prepared,
+            run_ablations=run_ablations,
+            audit=audit,
+            stopwords=stopwords,
+            audit_result=audit_result,
+            attribution=attribution,
+        )
     symmetry = analyse_symmetry(prepared.sample.structure)
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
@@ -263,13 +339,38 @@ def diagnose(
         ablation_traces=traces,
         stopwords=stopwords,
         symmetry=symmetry,
+        intervention=trace.ablation.specs,
+        baseline_verdicts=None if plain is None else plain.report.verdicts,
     )
     if not attribution or trace.atom_to_text is None:
         return diagnosis
     from fga_tui.diagnostics.attribution import add_attribution
 
     att = engine.run_attribution(loaded, prepared, trace.ablation, trace=trace)
-    return add_attribution(diagnosis, att)
+    diagnosis = add_attribution(diagnosis, att, verdicts=True)
+    if plain is not None:
+        diagnosis = _compare_attribution_verdicts(diagnosis, plain)
+    return diagnosis
+
+
+def _compare_attribution_verdicts(diagnosis: Diagnosis, plain: Diagnosis) -> Diagnosis:
+    """Give TEXT_IGNORED/UNGROUNDED (added after ``assemble``) their ``vs_baseline`` too."""
+    import dataclasses
+
+    from fga_tui.diagnostics.rules_attribution import CODES as ATTRIBUTION_CODES
+    from fga_tui.diagnostics.verdict import compare_with_baseline, sort_verdicts
+
+    report = diagnosis.report
+    ours = [v for v in report.verdicts if v.code in ATTRIBUTION_CODES]
+    theirs = [v for v in plain.report.verdicts if v.code in ATTRIBUTION_CODES]
+    marked, resolved = compare_with_baseline(ours, theirs)
+    rest = [v for v in report.verdicts if v.code not in ATTRIBUTION_CODES]
+    report = dataclasses.replace(
+        report,
+        verdicts=sort_verdicts([*rest, *marked]),
+        resolved=[*report.resolved, *resolved],
+    )
+    return dataclasses.replace(diagnosis, report=report)
 
 
 def cause_ablations(
@@ -305,19 +406,28 @@ def assemble(
     stopwords: set[str] | None = None,
     symmetry: Any = None,
     lean: bool = False,
+    intervention: Sequence[str] = (),
+    baseline_verdicts: Sequence[Verdict] | None = None,
 ) -> Diagnosis:
     """Metrics, attention analysis and verdicts from traces already computed (numpy only).
 
     ``lean`` (dataset scans): stage metrics only for the stage feeding the attention and no
-    per-stage attention profile; the verdicts need neither (they read the orbit separation,
-    which is computed for every stage either way).
+    per-stage attention profile; the verdicts need neither (they read the separation, which is
+    computed for every stage either way).
+
+    ``intervention``: the active specs (default: those ``trace`` was run under); the report says
+    so first. ``baseline_verdicts``: the verdicts of the same sample without interventions; each
+    current verdict is then marked ``persists``/``new`` and the baseline's vanished problems
+    are listed as ``resolved`` (``verdict.compare_with_baseline``).
     """
     from fga_tui.structure.symmetry import analyse_symmetry
 
     ablation_traces = ablation_traces or {}
+    active = list(intervention) or list(trace.ablation.specs)
     sample = prepared.sample
     sym = symmetry if symmetry is not None else analyse_symmetry(sample.structure)
     orbits = [list(map(int, o)) for o in sym.orbits]
+    groups = input_groups(orbits, trace.elements)
     graph = prepared.graph
     fin_stage = fga_input_stage(trace) or trace.stages[-1]
     metrics = {
@@ -325,7 +435,9 @@ def assemble(
         for s in trace.stages
         if not lean or s == fin_stage
     }
-    separation = separation_profile(trace.features, trace.stages, orbits, trace.elements)
+    separation = separation_profile(
+        trace.features, trace.stages, orbits, trace.elements, groups=groups
+    )
 
     att = None
     profile = []
@@ -337,24 +449,38 @@ def assemble(
         if not lean:
             profile = divergence_profile(trace.counterfactual, trace.token_mask, orbits)
 
+    keep = {el.lower() for el in trace.elements}
+    labels = trace.labels
     ablations: dict[str, Any] = {}
-    no_fusion_sep = no_fusion_jsd = None
-    fga_from_stage = fga_from_jsd = None
+    probes = []
     for name, t in ablation_traces.items():
-        sep_t = separation_profile(t.features, t.stages, orbits, t.elements)
-        in_stage = fga_input_stage(t) or t.stages[-1]
+        sep_t = separation_profile(t.features, t.stages, orbits, t.elements, groups=groups)
+        sep_in = sep_t.get(fga_input_stage(t) or t.stages[-1])
         jsd_t = _cross_orbit_jsd(t, orbits)
+        closest_t, closest_jsd_t = _closest_groups(t, groups)
+        pairs_t = _same_top_word_pairs(
+            _top_words(t, stopwords=stopwords, keep=keep), orbits, t.elements
+        )
+        probe = Probe(
+            spec=", ".join(t.ablation.specs) or name,
+            separation_at_fga_input=sep_in,
+            attention_jsd=jsd_t,
+            closest_groups=closest_t,
+            closest_group_jsd=closest_jsd_t,
+            same_word_pairs=tuple((labels[a], labels[b]) for a, b in pairs_t[:MAX_PAIRS_SHOWN]),
+            same_word_pair_count=len(pairs_t),
+            prediction=t.prediction,
+        )
+        probes.append(probe)
         ablations[name] = {
-            "separation_at_fga_input": sep_t.get(in_stage),
+            "separation_at_fga_input": sep_in,
             "attention_cross_orbit_jsd": jsd_t,
+            "closest_group_jsd": closest_jsd_t,
+            "same_top_word_pairs": [list(p) for p in probe.same_word_pairs],
+            "symptom_persists": probe_symptom(probe),
             "prediction": t.prediction,
         }
-        if t.ablation.no_fusion:
-            no_fusion_sep, no_fusion_jsd = sep_t.get(in_stage), jsd_t
-        elif t.ablation.fga_from is not None:
-            fga_from_stage, fga_from_jsd = t.ablation.fga_from, jsd_t
 
-    keep = {el.lower() for el in trace.elements}
     top = _top_words(trace, stopwords=stopwords, keep=keep)
     degenerate = []
     for name, w in trace.global_attention.items():
@@ -368,45 +494,50 @@ def assemble(
         if k.endswith(".gate")
     }
     multi = any(len(o) > 1 for o in orbits)
-    labels = trace.labels
     special_only = [labels[i] for i in _special_token_atoms(trace, [o[0] for o in orbits])]
-    n_same, same_pairs = _count_same_top_word_pairs(top, orbits, MAX_PAIRS_SHOWN)
-    n_pairs = len(orbits) * (len(orbits) - 1) // 2
+    same_pairs = _same_top_word_pairs(top, orbits, trace.elements)
+    distinct = _distinct_pairs(trace.features[fin_stage], same_pairs)
+    closest, closest_jsd = _closest_groups(trace, groups)
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
     broken = [
         (o, [int(degree[i]) for i in o]) for o in orbits if len({int(degree[i]) for i in o}) > 1
     ]
     evidence = Evidence(
         stages=trace.stages,
-        labels=trace.labels,
+        labels=labels,
         orbits=orbits,
         separation=separation,
         has_fga=trace.atom_to_text is not None,
         multimodal=loaded.config.multimodal,
         fga_input_stage=fga_input_stage(trace),
         attention_jsd=None if att is None else att.cross_orbit_jsd,
-        same_top_words=None if len(orbits) < 2 or not top else n_same == n_pairs,
-        same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
         shared_fraction=None
         if att is None or att.decomposition is None
         else att.decomposition.shared_fraction,
-        profile=profile,
+        group_names=groups.names,
+        same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
+        same_word_pair_count=len(same_pairs),
+        same_word_distinct_count=len(distinct),
+        closest_groups=closest,
+        closest_group_jsd=closest_jsd,
         first_uniform_stage=first_uniform_stage(profile) if profile else None,
         within_orbit_max_dev=max(m.within_orbit_max_dev or 0.0 for m in metrics.values())
         if multi
         else None,
         fusion_gates=gates,
-        no_fusion_separation=no_fusion_sep,
-        no_fusion_jsd=no_fusion_jsd,
-        fga_from_stage=fga_from_stage,
-        fga_from_jsd=fga_from_jsd,
+        probes=tuple(probes),
         audit=audit_result,
         degenerate=degenerate,
         num_atoms=trace.num_atoms,
         broken_orbits=broken,
         special_only=special_only,
+        uniform_attention=_uniform_attention(trace),
+        intervention=tuple(active),
     )
     verdicts = decide(evidence)
+    resolved: list[Verdict] = []
+    if baseline_verdicts is not None:
+        verdicts, resolved = compare_with_baseline(verdicts, baseline_verdicts, symptom(evidence))
     report = Report(
         sample={
             "id": sample.id,
@@ -419,7 +550,7 @@ def assemble(
         checkpoint=loaded.info.to_json(loaded.config),
         stages=[metrics[s] for s in trace.stages if s in metrics],
         orbits=orbits,
-        labels=trace.labels,
+        labels=labels,
         top_words=top,
         verdicts=verdicts,
         prediction=trace.prediction,
@@ -440,8 +571,11 @@ def assemble(
             "spacegroup": sym.spacegroup,
             "number": sym.number,
             "wyckoffs": list(sym.wyckoffs) if sym.wyckoffs is not None else None,
+            "input_groups": [[int(i) for i in m] for m in groups.members(trace.elements)],
             "first_uniform_attention_stage": evidence.first_uniform_stage,
         },
+        intervention=active,
+        resolved=resolved,
     )
     return Diagnosis(trace, report, metrics, att, sym, audit_result, dict(ablation_traces))
 

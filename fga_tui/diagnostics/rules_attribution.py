@@ -13,6 +13,8 @@ from typing import Any
 
 from fga_tui.diagnostics.verdict import Verdict
 
+#: the codes these rules emit (added to a report after the verdict engine's own).
+CODES = ("TEXT_IGNORED", "UNGROUNDED")
 #: "barely moves": |prediction − no-text prediction| at most this fraction of the prediction.
 TEXT_EFFECT_MAX = 0.01
 #: the words carry "almost none" of the text's effect: deleting them all moves the prediction

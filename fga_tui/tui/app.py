@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import InputError
 from fga_tui.tui.messages import (
     AttributionReady,
@@ -36,7 +37,7 @@ from fga_tui.tui.messages import (
     ViewReady,
 )
 from fga_tui.tui.session import Request, Session, SessionOptions
-from fga_tui.tui.state import MODES, SEVERITY_MARK, WORD_MODES, Cursor
+from fga_tui.tui.state import MODES, WORD_MODES, Cursor
 from fga_tui.tui.widgets.atoms import HEADER, AtomList
 from fga_tui.tui.widgets.heatmap import Heatmap
 from fga_tui.tui.widgets.scrubber import CurvePlot, StageStrip
@@ -393,11 +394,7 @@ class FgaApp(App[None]):
                 counts[v.severity] = counts.get(v.severity, 0) + 1
             titles["#verdict-pane"] = (
                 "verdicts "
-                + " ".join(
-                    f"{SEVERITY_MARK[s]}{counts[s]}"
-                    for s in ("error", "warning", "info")
-                    if s in counts
-                ),
+                + " ".join(f"{s.glyph}{counts[s]}" for s in Severity.descending() if s in counts),
                 "",
             )
         for selector, (title, subtitle) in titles.items():

@@ -275,7 +275,7 @@ class Session:
             if used is not loaded:
                 with self._lock:
                     self.loaded = used
-            trace, report, _ = attribution_parts(view.trace, view.report, att)
+            trace, report, _ = attribution_parts(view.trace, view.report, att, verdicts=True)
             return view.with_attribution(trace, report)
 
         post(Progress(generation, 1, 1, "attributing"))

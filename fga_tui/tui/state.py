@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fga_tui.diagnostics.severity import Severity
+
 #: Correlation modes in the order ``c`` cycles through them.
 MODES = ("centred", "raw", "cosine")
 #: What the words pane ranks, in the order ``g`` cycles: attention, attribution (gradient-
@@ -12,8 +14,8 @@ MODES = ("centred", "raw", "cosine")
 WORD_MODES = ("attention", "attribution", "both")
 #: ``View.top_words`` source name of the gradient-weighted attention.
 ATTRIBUTION = "attribution"
-#: Severity glyphs: the severity must read without colour.
-SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●"}
+#: Severity glyphs by word (``Severity.glyph``): the severity must read without colour.
+SEVERITY_MARK = {s.value: s.glyph for s in Severity}
 
 
 @dataclass(frozen=True)

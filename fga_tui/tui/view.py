@@ -42,6 +42,7 @@ class VerdictRow:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     remedy: str | None = None
+    vs_baseline: str | None = None  # persists | new, under an intervention
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,7 +293,14 @@ def build_view(
     if not multi_orbit:
         curve_labels["xorbit"] = "centred corr (one orbit)"
     rows = tuple(
-        VerdictRow(v.code, v.severity, v.message, dict(v.evidence), getattr(v, "remedy", None))
+        VerdictRow(
+            v.code,
+            v.severity,
+            v.message,
+            dict(v.evidence),
+            getattr(v, "remedy", None),
+            getattr(v, "vs_baseline", None),
+        )
         for v in verdicts
     )
     return View(

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from fga_tui.tui.state import SEVERITY_MARK
+from fga_tui.diagnostics.severity import Severity
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -25,7 +25,9 @@ def _evidence(evidence: dict[str, Any]) -> str:
         if isinstance(value, float):
             value = f"{value:.3g}"
         elif isinstance(value, (list, tuple)):
-            shown = ", ".join(str(v) for v in value[:4])
+            shown = ", ".join(
+                "=".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value[:4]
+            )
             value = f"[{shown}{', …' if len(value) > 4 else ''}]"
         elif isinstance(value, dict):
             continue
@@ -37,14 +39,19 @@ def verdict_text(view: View) -> Text:
     """The panel's content (plain-text friendly)."""
     out = Text()
     if view.ablation.active:
-        out.append(f"ABLATION ACTIVE: {view.ablation.describe()}\n", Style(bold=True, reverse=True))
+        out.append(
+            f"UNDER INTERVENTION {view.ablation.describe()} — not the model as trained\n",
+            Style(bold=True, reverse=True),
+        )
     for v in view.verdicts:
-        mark = SEVERITY_MARK.get(v.severity, "?")
-        out.append(f"{mark} {v.severity.upper():<7} ", SEVERITY_STYLE.get(v.severity, "bold"))
+        severity = Severity.of(v.severity)
+        out.append(f"{severity.mark} ", SEVERITY_STYLE[severity.value])
         out.append(v.code, Style(bold=True))
         stage = v.evidence.get("stage")
         if stage:
             out.append(f" @ {stage}")
+        if v.vs_baseline:
+            out.append(f" [{v.vs_baseline}]", Style(italic=True))
         out.append("\n")
         out.append(f"  {v.message}\n")
         ev = _evidence({k: x for k, x in v.evidence.items() if k != "stage"})
