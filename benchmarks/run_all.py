@@ -5,10 +5,8 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - crystal graphs (here, via bench_graph's helpers): ours vs upstream's builder (target 5x);
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
 - attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
-- limits (bench_limits): speeds tests used to assert with a stopwatch, as ratios;
-- TUI (bench_tui, bench_limits): step-to-repaint p95, first paint and quitting mid-trace,
-  absolute ms against their targets.
-Nothing asserts; a MISS is information.
+    tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
+    session_rows = [] if args.skip_session else bench_session.run(args.quick)
 """
 
 from __future__ import annotations
@@ -60,12 +58,14 @@ def graph_rows(quick: bool) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-session", action="store_true", help="no bench_session rows")
     args = parser.parse_args()
 
     import bench_attribution
     import bench_forward
     import bench_limits
     import bench_scan
+    import bench_session
     import bench_tui
     from _common import machine
 
@@ -91,6 +91,7 @@ def main() -> None:
                 }
             )
     tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
+    session_rows = [] if args.skip_session else bench_session.run(args.quick)
 
     print(machine())
     head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"
@@ -111,6 +112,9 @@ def main() -> None:
         ok = "" if target is None else ("ok" if r["value_ms"] <= target else "MISS")
         shown = "" if target is None else f"<= {target:g}"
         print(f"{r['name']:<58} {r['value_ms']:>9.1f} {shown:>9} {ok}")
+    if session_rows:
+        print()
+        print(bench_session.format_rows(session_rows))
     print(f"\n(all benchmarks took {time.perf_counter() - t0:.0f} s)")
 
 

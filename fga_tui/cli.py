@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from fga_tui import __version__
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import EXIT_BAD_INPUT, EXIT_FINDING, InputError
+from fga_tui.io.errors import MAX_ATOMS as DEFAULT_MAX_ATOMS
 from fga_tui.options import RunOptions
 
 # click's UsageError, from wherever this typer takes click (recent typer vendors it).
@@ -222,7 +223,7 @@ MAX_ATOMS = (
     _Opt(
         "max_atoms",
         Annotated[int, typer.Option("--max-atoms", min=1, help="Refuse larger structures.")],
-        1000,
+        DEFAULT_MAX_ATOMS,
     ),
 )
 VIEW = (
@@ -290,7 +291,7 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
             fga_from=None if fga_from is None else fga_from.strip(),
         ),
         index=values.get("index", 0),
-        max_atoms=values.get("max_atoms", 1000),
+        max_atoms=values.get("max_atoms", DEFAULT_MAX_ATOMS),
     )
     for what, path in (("token file", opts.tokens), ("vocab mappings file", opts.vocab_mappings)):
         if path is not None and not path.exists():
@@ -390,6 +391,11 @@ def _load(ckpt: Path, sample: Path, opts: RunOptions):
     return loaded, prepared
 
 
+def _note(line: str) -> None:
+    """A fallback the user should know about (a GPU out of memory), on stderr."""
+    typer.echo(f"fga-tui: {line}", err=True)
+
+
 def _check_paths(**paths: Path | None) -> None:
     """Each given path must exist (a file, except a sample, which may be a folder)."""
     for name, path in paths.items():
@@ -422,15 +428,28 @@ def export(
         raise InputError(out, "exists and is not a directory")
     if target.exists() and not force:
         raise InputError(target, "already exists; pass --force to overwrite")
+    from fga_tui.oom import retry_on_cpu
+
     loaded, prepared = _load(ckpt, sample, opts)
-    trace = engine.run_trace(loaded, prepared, opts.interventions)
-    if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
-        att = engine.run_attribution(loaded, prepared, opts.interventions, trace=trace)
-        trace = engine.with_attribution(trace, att)
+
+    def traced(m: Any) -> Any:
+        trace = engine.run_trace(m, prepared, opts.interventions)
+        if trace.has_attention:  # attr.atom_to_text, attr.tokens, grounding
+            att = engine.run_attribution(m, prepared, opts.interventions, trace=trace)
+            trace = engine.with_attribution(trace, att)
+        return trace
+
+    trace, _ = retry_on_cpu(traced, loaded, _note)
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         trace.save_npz(target)
     except OSError as exc:
+        for folder in created:  # a full disk must not leave an empty --out behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise InputError(out, f"cannot write: {exc.strerror or exc}") from exc
     typer.echo(f"wrote {target} ({len(trace.stages)} stages, prediction {trace.prediction:.6g})")
 
@@ -488,14 +507,20 @@ def report(
     _check_paths(baseline=baseline)
     loaded, prepared = _load(ckpt, sample, opts)
     base = load_baseline(str(baseline), trust=opts.trust) if baseline else None
-    result = diagnose(
+    from fga_tui.oom import retry_on_cpu
+
+    result, _ = retry_on_cpu(
+        lambda m: diagnose(
+            m,
+            prepared,
+            ablation=opts.interventions,
+            baseline=base,
+            baseline_path=None if baseline is None else str(baseline),
+            run_ablations=ablations,
+            stopwords=opts.stopword_set(),
+        ),
         loaded,
-        prepared,
-        ablation=opts.interventions,
-        baseline=base,
-        baseline_path=None if baseline is None else str(baseline),
-        run_ablations=ablations,
-        stopwords=opts.stopword_set(),
+        _note,
     )
     rep = result.report
     if format == "json":
@@ -843,7 +868,12 @@ def _run_app(options: Any, view: ViewOptions) -> None:
     """Run the inspector in this terminal until it quits."""
     from fga_tui.tui.app import FgaApp
 
-    FgaApp(options, theme=view.theme, settings_path=view.settings_path).run()
+    tui = FgaApp(options, theme=view.theme, settings_path=view.settings_path)
+    try:
+        tui.run()
+    finally:
+        tui.session.close()  # the engine's child process: asked to quit, killed if it lingers
+    code = tui.return_code or 0  # 128 + signal after SIGTERM/SIGHUP/SIGINT
     from fga_tui.tui.session import running_steps
 
     if running_steps():
@@ -851,7 +881,9 @@ def _run_app(options: Any, view: ViewOptions) -> None:
         # interpreter would kill it there and abort the process; leave at once instead.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _check_open(ckpt: Path, sample: Path, baseline: Path | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.types import Sample, TokenStates
 from fga_tui.model.config import ModelConfig
 from fga_tui.structure.types import CrystalGraph
@@ -169,7 +169,7 @@ class PreparedSample:
         return tuple(self.sample.structure.elements)
 
 
-def load_sample(path: str | Path, index: int = 0, *, max_atoms: int = 1000) -> Sample:
+def load_sample(path: str | Path, index: int = 0, *, max_atoms: int = MAX_ATOMS) -> Sample:
     """Read one sample (JSON, JSONL row ``index``, POSCAR, CIF)."""
     from fga_tui.io.sample import load_sample as _load
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fga_tui.interventions import Interventions
+from fga_tui.io.errors import MAX_ATOMS
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class RunOptions:
     stopwords: str | None = None
     interventions: Interventions = field(default_factory=Interventions)
     index: int = 0
-    max_atoms: int = 1000
+    max_atoms: int = MAX_ATOMS
 
     def load_kwargs(self) -> dict:
         """Keyword arguments of ``engine.load_model``."""

@@ -4,7 +4,9 @@ A snapshot holds ``trace.npz`` (the trace contract), ``report.json`` (``fga-tui.
 ``report.md`` and, from the TUI, ``screen.svg`` of the screen as it was. Files are written into
 a hidden temporary directory next to the target and renamed into place in one step, so a reader
 never sees half a snapshot and a failure leaves nothing behind. Names are timestamped and never
-overwrite: a clash gets a ``-2``, ``-3``... suffix. No Textual here: the app passes the SVG text.
+overwrite: a clash gets a ``-2``, ``-3``... suffix. The temporary directory's name carries the
+writer's pid, so the next export removes those a killed export left behind. No Textual here:
+the app passes the SVG text.
 """
 
 from __future__ import annotations
@@ -19,20 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fga_tui.io.atomic import dir_mode, remove_stale
 from fga_tui.io.errors import InputError
 
 DEFAULT_DIR = Path("fga-snapshots")
 FILES = ("trace.npz", "report.json", "report.md", "screen.svg")
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask() can only be read by setting it, which races with threads.
-_UMASK = _read_umask()
 
 
 def _slug(text: str) -> str:
@@ -69,8 +62,9 @@ def write_snapshot(
         ) from exc
     if not base.is_dir():
         raise InputError(base, "is not a directory")
+    remove_stale(base, ".snapshot-*")  # left by killed exports (their process is gone)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=base))
+        tmp = Path(tempfile.mkdtemp(prefix=f".snapshot-{os.getpid()}-", dir=base))
     except OSError as exc:
         raise InputError(base, f"cannot write a snapshot here: {exc.strerror or exc}") from exc
     try:
@@ -81,7 +75,7 @@ def write_snapshot(
         (tmp / "report.md").write_text(report.to_markdown(), encoding="utf-8")
         if svg is not None:
             (tmp / "screen.svg").write_text(svg, encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700; give it a normal mode
+        os.chmod(tmp, dir_mode())  # mkdtemp makes it 0700; give it a normal mode
         stem = snapshot_name(sample_id, now)
         target = base / stem
         suffix = 1

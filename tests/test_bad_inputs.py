@@ -34,7 +34,7 @@ SUBPROCESS_CASES = (
     "ckpt_truncated_zip",
     "ckpt_pickle_os_system",
     "sample_not_utf8",
-    "sample_5000_atoms",
+    "sample_5001_atoms",
     "tokens_wrong_width",
     "arg_index_not_an_integer",
     "arg_scan_out_exists",

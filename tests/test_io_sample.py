@@ -408,9 +408,11 @@ def test_more_atoms_than_max_atoms(tmp_path: Path) -> None:
         lat = (np.eye(3) * 2000).tolist()
         return row(atoms=atoms_dict(lattice_mat=lat, coords=coords, elements=["H"] * n))
 
-    err = error_of(write_json(tmp_path / "big.json", chain(5000)))
+    err = error_of(write_json(tmp_path / "big.json", chain(5001)))
     assert str(tmp_path / "big.json") in str(err)
-    assert "5000 atoms exceeds --max-atoms 1000" in str(err)
+    assert "5001 atoms exceeds --max-atoms 5000" in str(err)
+    at_limit = load_sample(write_json(tmp_path / "limit.json", chain(5000)))
+    assert at_limit.structure.num_atoms == 5000
     ok = load_sample(write_json(tmp_path / "ok.json", chain(1200)), max_atoms=1200)
     assert ok.structure.num_atoms == 1200
 

@@ -236,6 +236,7 @@ async def test_snapshot_writes_a_new_directory_with_every_file(session, tmp_path
     app.snapshot_dir = tmp_path / "snaps"
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
+        shown = app.view
         await pilot.press("s")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -252,7 +253,7 @@ async def test_snapshot_writes_a_new_directory_with_every_file(session, tmp_path
     assert report["schema"] == "fga-tui.report/1"
     assert [o for o in report["orbits"]] == [[0, 1, 2, 3], [4], [5]]
     with np.load(first / "trace.npz") as npz:
-        assert list(npz["stages"]) == list(session.views[next(iter(session.views))].stages)
+        assert list(npz["stages"]) == list(shown.stages)
         assert npz["attn.atom_to_text"].shape[1] == 6
     assert (first / "screen.svg").read_text().lstrip().startswith("<svg")
     assert "# " in (first / "report.md").read_text()

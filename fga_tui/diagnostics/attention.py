@@ -11,6 +11,12 @@ where the softmax is constant by construction). "Cross-orbit" variants compare o
 different symmetry orbits: atoms of one orbit have identical attention rows by symmetry, which is
 expected and must not read as collapse. Orbits use ``similarity.complete_orbits`` (None: every
 atom is its own orbit).
+
+Scale: up to ``EXACT_MAX_ATOMS`` atoms the mean JSDs come from all N×N pairs. Above it, from
+orbit representatives weighted by orbit size when the orbits' rows are identical (exact, cost
+quadratic in orbits, linear in atoms), else from ``SAMPLE_PAIRS`` uniformly drawn atom pairs
+(cost independent of N); the ``pairs`` field of the results names the method and, when sampled,
+the standard error of each mean.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fga_tui.diagnostics.similarity import (
+    EXACT_MAX_ATOMS,
     Orbits,
     PairSelection,
+    complete_orbits,
     json_float,
     orbit_labels,
+    orbits_identical,
     pair_mask,
 )
 
@@ -36,6 +45,10 @@ from fga_tui.diagnostics.similarity import (
 UNIFORM_JSD_BITS = 1e-3
 
 _CHUNK_ELEMENTS = 1 << 22
+#: Large cells without identical orbits: this many atom pairs estimate each mean JSD.
+SAMPLE_PAIRS = 16384
+#: Orbit representatives are used for large cells with at most this many orbits.
+MAX_REP_ORBITS = 1024
 
 
 def as_attention(A: Any) -> np.ndarray:
@@ -195,8 +208,10 @@ def max_abs_row_diff(
     groups = np.unique(labels)
     if groups.size < 2:
         return None
-    hi = np.stack([P[labels == g].max(axis=0) for g in groups])  # [G, L]
-    lo = np.stack([P[labels == g].min(axis=0) for g in groups])
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], groups)
+    hi = np.maximum.reduceat(P[order], starts, axis=0)  # [G, L]
+    lo = np.minimum.reduceat(P[order], starts, axis=0)
     # For each orbit g, the smallest minimum among the *other* orbits (second-smallest if g holds
     # the overall minimum), then the largest hi_g - lo_other; by symmetry this covers |.| both ways.
     order = np.argsort(lo, axis=0)
@@ -204,6 +219,85 @@ def max_abs_row_diff(
     second = np.take_along_axis(lo, order[1:2], axis=0)[0]
     other_lo = np.where(np.arange(groups.size)[:, None] == order[0][None, :], second, first)
     return float((hi - other_lo).max())
+
+
+def _pair_jsd(P: np.ndarray, h: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """JSD (bits) of the row pairs (a[k], b[k]) of distributions ``P`` with entropies ``h``."""
+    out = np.empty(a.size)
+    step = max(1, _CHUNK_ELEMENTS // P.shape[1])
+    for start in range(0, a.size, step):
+        ia, ib = a[start : start + step], b[start : start + step]
+        mix = 0.5 * (P[ia] + P[ib])
+        out[start : start + step] = -_plogp2(mix).sum(axis=1) - 0.5 * (h[ia] + h[ib])
+    return np.clip(out, 0.0, 1.0)
+
+
+def _sample_pairs(
+    labels: np.ndarray, count: int, cross: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` ordered pairs i != j drawn uniformly (``cross``: uniformly among pairs in
+    different orbits: i with probability ∝ the atoms outside its orbit, then j among those)."""
+    n = labels.size
+    if not cross:
+        a = rng.integers(0, n, count)
+        b = (a + rng.integers(1, n, count)) % n  # uniform over j != i
+        return a, b
+    sizes = np.bincount(labels)
+    outside = n - sizes[labels]
+    a = rng.choice(n, size=count, p=outside / outside.sum())
+    b = rng.integers(0, n, count)
+    for _ in range(64):
+        bad = labels[b] == labels[a]
+        if not bad.any():
+            return a, b
+        b[bad] = rng.integers(0, n, int(bad.sum()))
+    for k in np.flatnonzero(labels[b] == labels[a]):  # tiny orbits' complements: draw exactly
+        b[k] = rng.choice(np.flatnonzero(labels != labels[a[k]]))
+    return a, b
+
+
+def jsd_means(
+    A_avg: Any, mask: Any = None, orbits: Orbits | None = None
+) -> tuple[float, float | None, dict[str, Any] | None]:
+    """(mean JSD over all pairs, over cross-orbit pairs (None with one orbit), how).
+
+    ``how`` is None when every pair was computed; else ``{"method": "orbits"|"sampled",
+    "rows"|"pairs": ..., "stderr": {...}}`` (see the module docstring).
+    """
+    P = _atom_rows(A_avg, mask)
+    n = P.shape[0]
+    if n <= EXACT_MAX_ATOMS:
+        J = pairwise_jsd(P)
+        jsd = _mean_jsd(J, "all", None)
+        return (0.0 if jsd is None else jsd), _mean_jsd(J, "cross_orbit", orbits), None
+    orbit_list = complete_orbits(orbits, n)
+    labels = orbit_labels(orbit_list, n)
+    multi = len(orbit_list) > 1
+    if len(orbit_list) <= MAX_REP_ORBITS and orbits_identical(P, orbit_list, 1e-9, 1e-6):
+        reps = np.array([min(o) for o in orbit_list])
+        w = np.array([len(o) for o in orbit_list], dtype=np.float64)
+        J = pairwise_jsd(P[reps])
+        pairs = np.triu(np.outer(w, w), 1)
+        total = n * (n - 1) / 2
+        cross = float((J * pairs).sum() / pairs.sum()) if multi else None
+        return float((J * pairs).sum() / total), cross, {"method": "orbits", "rows": len(reps)}
+    rng = np.random.default_rng(n)
+    h = -_plogp2(P).sum(axis=1)
+    a, b = _sample_pairs(labels, SAMPLE_PAIRS, False, rng)
+    j_all = _pair_jsd(P, h, a, b)
+    stderr: dict[str, float | None] = {"jsd": float(j_all.std(ddof=1) / np.sqrt(j_all.size))}
+    cross = None
+    if multi:
+        a, b = _sample_pairs(labels, SAMPLE_PAIRS, True, rng)
+        j_cross = _pair_jsd(P, h, a, b)
+        cross = float(j_cross.mean())
+        stderr["cross_orbit_jsd"] = float(j_cross.std(ddof=1) / np.sqrt(j_cross.size))
+    how = {
+        "method": "sampled",
+        "pairs": SAMPLE_PAIRS,
+        "stderr": {k: json_float(v) for k, v in stderr.items()},
+    }
+    return float(j_all.mean()), cross, how
 
 
 # --- shared vs atom-specific logits ------------------------------------------------------------
@@ -340,6 +434,7 @@ class AttentionSummary:
     max_abs_row_diff: float | None
     cross_orbit_max_abs_row_diff: float | None
     decomposition: LogitDecomposition | None
+    pairs: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -357,6 +452,7 @@ class AttentionSummary:
             "max_abs_row_diff": json_float(self.max_abs_row_diff),
             "cross_orbit_max_abs_row_diff": json_float(self.cross_orbit_max_abs_row_diff),
             "decomposition": None if self.decomposition is None else self.decomposition.to_json(),
+            "pairs": self.pairs,
         }
 
 
@@ -378,8 +474,7 @@ def summarize_attention(
     decomposition = None
     if Q is not None and K is not None:
         decomposition = logit_decomposition(Q, K, m, scale=scale)
-    J = pairwise_jsd(avg, m)
-    jsd = _mean_jsd(J, "all", None)
+    jsd, cross_jsd, how = jsd_means(avg, m, orbits)
     return AttentionSummary(
         num_atoms=A3.shape[1],
         num_heads=A3.shape[0],
@@ -388,13 +483,14 @@ def summarize_attention(
         entropy=tuple(float(v) for v in entropy),
         mean_entropy=float(entropy.mean()),
         mean_head_entropy=float(row_entropy(A3, m).mean()),
-        jsd=0.0 if jsd is None else jsd,
-        cross_orbit_jsd=_mean_jsd(J, "cross_orbit", orbits),
+        jsd=jsd,
+        cross_orbit_jsd=cross_jsd,
         argmax_agreement=argmax_agreement(avg, m),
         top_token=modal_top_token(avg, m),
         max_abs_row_diff=max_abs_row_diff(avg, m),
         cross_orbit_max_abs_row_diff=max_abs_row_diff(avg, m, "cross_orbit", orbits),
         decomposition=decomposition,
+        pairs=how,
     )
 
 
@@ -408,6 +504,7 @@ class DivergencePoint(NamedTuple):
     jsd: float
     cross_orbit_jsd: float | None
     argmax_agreement: float
+    pairs: dict[str, Any] | None = None
 
 
 def divergence_profile(
@@ -418,14 +515,14 @@ def divergence_profile(
     profile = []
     for stage, weights in counterfactual.items():
         avg = head_average(weights)
-        J = pairwise_jsd(avg, mask)
-        jsd = _mean_jsd(J, "all", None)
+        jsd, cross_jsd, how = jsd_means(avg, mask, orbits)
         profile.append(
             DivergencePoint(
                 stage=stage,
-                jsd=0.0 if jsd is None else jsd,
-                cross_orbit_jsd=_mean_jsd(J, "cross_orbit", orbits),
+                jsd=jsd,
+                cross_orbit_jsd=cross_jsd,
                 argmax_agreement=argmax_agreement(avg, mask),
+                pairs=how,
             )
         )
     return profile

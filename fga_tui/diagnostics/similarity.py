@@ -17,6 +17,11 @@ atoms), and works in float64. Formulas: ``shared/reference/metrics.md``. Convent
 - Symmetry-equivalent atoms (one crystallographic orbit) are identical by construction; that is
   expected, not collapse. The orbit-aware summaries (``cross_orbit_*``) look only at pairs of atoms
   in different orbits, where identity *is* a finding.
+- Scale: up to ``EXACT_MAX_ATOMS`` atoms every N×N matrix is computed. Above it the pair
+  statistics run on a ``RowSet``: one row per symmetry orbit weighted by the orbit's size when
+  the orbits' atoms are identical (exact, linear in atoms for a fixed number of orbits), else a
+  seeded uniform sample of ``SAMPLE_ROWS`` atoms (an estimate; ``StageMetrics.pairs`` reports the
+  method and the standard errors). Ranks, Dirichlet energy and within-orbit deviation stay exact.
 - One atom: no pairs exist. ``stage_metrics`` then reports the contract means as 1.0 (the only
   pair is the atom with itself), MAD 0, Dirichlet 0 and both ranks 1, so every number stays
   defined; the extras over pairs are None. Check ``num_atoms`` before reading collapse into it.
@@ -45,6 +50,11 @@ IDENTICAL_RTOL = 1e-5
 MAX_EXAMPLES = 20
 
 _VERIFY_CHUNK = 4096
+
+#: Above this many atoms, pair statistics run on orbit representatives or a sample of atoms.
+EXACT_MAX_ATOMS = 1024
+#: Atoms sampled (seeded, without replacement) when a large cell has too many distinct orbits.
+SAMPLE_ROWS = 512
 
 
 def as_features(X: Any) -> np.ndarray:
@@ -409,6 +419,111 @@ def block_mean(
     return sums / counts
 
 
+# --- large cells: orbit representatives or a sample of atoms ----------------------------------
+
+
+@dataclass(frozen=True)
+class RowSet:
+    """The rows that stand for all N atoms in pair statistics.
+
+    ``indices`` int [G] atoms; ``weights`` float [G]: how many atoms each row stands for (orbit
+    sizes for ``method == "orbits"``, 1 otherwise); ``orbit`` int [G]: each row's orbit label.
+    ``method``: ``"exact"`` (every atom), ``"orbits"`` (one row per orbit, whose atoms are
+    identical within tolerance, so pair means are exact) or ``"sampled"`` (a uniform sample:
+    pair means over it estimate those over all pairs).
+    """
+
+    indices: np.ndarray
+    weights: np.ndarray
+    orbit: np.ndarray
+    method: str
+    num_atoms: int
+
+    def describe(self, stderr: dict[str, float | None] | None = None) -> dict[str, Any]:
+        """The JSON form: method, rows used, atoms and (sampled) standard errors."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "rows": int(self.indices.size),
+            "num_atoms": int(self.num_atoms),
+        }
+        if stderr:
+            out["stderr"] = {k: json_float(v) for k, v in stderr.items()}
+        return out
+
+
+def orbits_identical(
+    X: np.ndarray,
+    orbits: Sequence[Sequence[int]],
+    atol: float = IDENTICAL_ATOL,
+    rtol: float = IDENTICAL_RTOL,
+) -> bool:
+    """Whether every orbit's rows agree elementwise within ``atol + rtol * max|x|`` (O(N D))."""
+    scale = atol + rtol * float(np.abs(X).max(initial=0.0))
+    return all(len(o) < 2 or float(np.ptp(X[list(o)], axis=0).max()) <= scale for o in orbits)
+
+
+def select_rows(
+    X: np.ndarray,
+    orbits: Sequence[Sequence[int]],
+    *,
+    exact_max: int = EXACT_MAX_ATOMS,
+    sample: int = SAMPLE_ROWS,
+    atol: float = IDENTICAL_ATOL,
+    rtol: float = IDENTICAL_RTOL,
+) -> RowSet:
+    """The ``RowSet`` for ``X`` [N, ...] (rows = atoms) with complete ``orbits``.
+
+    Every atom up to ``exact_max``; else orbit representatives when there are at most
+    ``exact_max`` orbits and their atoms are identical; else ``sample`` atoms drawn with a seed
+    fixed by N (the same cell gives the same numbers on every run).
+    """
+    n = X.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    for g, o in enumerate(orbits):
+        labels[list(o)] = g
+    if n <= exact_max:
+        return RowSet(np.arange(n), np.ones(n), labels, "exact", n)
+    flat = X.reshape(n, -1)
+    if len(orbits) <= exact_max and orbits_identical(flat, orbits, atol, rtol):
+        reps = np.array([min(o) for o in orbits], dtype=np.int64)
+        sizes = np.array([len(o) for o in orbits], dtype=np.float64)
+        return RowSet(reps, sizes, np.arange(len(orbits)), "orbits", n)
+    rng = np.random.default_rng(n)
+    pick = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    return RowSet(pick, np.ones(pick.size), labels[pick], "sampled", n)
+
+
+def pair_weights(rows: RowSet) -> tuple[np.ndarray, np.ndarray, float]:
+    """(all [G, G], cross-orbit [G, G]) pair weights on g < h, and the number of pairs inside
+    single rows (atoms of one orbit with each other, identical, similarity 1, distance 0)."""
+    w = rows.weights
+    upper = np.triu(np.outer(w, w), 1)
+    cross = upper * (rows.orbit[:, None] != rows.orbit[None, :])
+    inside = float((w * (w - 1) / 2).sum())
+    return upper, cross, inside
+
+
+def _weighted_pair_mean(
+    M: np.ndarray, weights: np.ndarray, inside: float = 0.0, inside_value: float = 1.0
+) -> float | None:
+    total = float(weights.sum()) + inside
+    if total == 0:
+        return None
+    return (float((M * weights).sum()) + inside * inside_value) / total
+
+
+def _row_mean_stderr(M: np.ndarray, weights: np.ndarray) -> float | None:
+    """Standard error of a pair mean over a uniform sample of m atoms (U-statistic, first
+    order): 2·sd(per-atom mean over its pairs)/sqrt(m)."""
+    W = weights + weights.T
+    per = W.sum(axis=1)
+    ok = per > 0
+    if ok.sum() < 2:
+        return None
+    row_means = (M * W).sum(axis=1)[ok] / per[ok]
+    return float(2.0 * row_means.std(ddof=1) / np.sqrt(ok.sum()))
+
+
 # --- one stage, all numbers -------------------------------------------------------------------
 
 
@@ -448,6 +563,7 @@ class StageMetrics:
     dirichlet_normalized: float
     num_atoms: int
     num_orbits: int
+    pairs: dict[str, Any] | None = None
 
     CONTRACT_FIELDS: ClassVar[tuple[str, ...]] = (
         "name",
@@ -480,6 +596,7 @@ class StageMetrics:
             "dirichlet_normalized": json_float(self.dirichlet_normalized),
             "num_atoms": int(self.num_atoms),
             "num_orbits": int(self.num_orbits),
+            "pairs": self.pairs,
         }
 
 
@@ -500,11 +617,14 @@ def stage_metrics(
     """Every similarity metric of one stage: ``X`` [N, D], crystal-graph edges ``src``/``dst``
     (directed, as given), symmetry ``orbits`` (None: every atom its own orbit).
 
-    Computes each N×N matrix once; about 20 ms at N = 500, D = 256.
+    Computes each N×N matrix once; about 20 ms at N = 500, D = 256. Above ``EXACT_MAX_ATOMS``
+    atoms the pair statistics run on a ``RowSet`` (see ``large_stage_metrics``).
     """
     X = as_features(X)
     n = X.shape[0]
     orbit_list = complete_orbits(orbits, n)
+    if n > EXACT_MAX_ATOMS:
+        return large_stage_metrics(name, X, src, dst, orbit_list, atol=atol, rtol=rtol)
     labels = orbit_labels(orbit_list, n)
     upper = np.triu(np.ones((n, n), dtype=bool), 1)
     cross = upper & (labels[:, None] != labels[None, :])
@@ -542,3 +662,154 @@ def stage_metrics(
         num_atoms=n,
         num_orbits=len(orbit_list),
     )
+
+
+def _gram_spectrum(X: np.ndarray) -> np.ndarray:
+    """Singular values of the centred X from its D×D Gram matrix (O(N D²), no N-sized SVD);
+    values below 1e-7·σ_max are eigen-solver noise at this precision and are dropped."""
+    Xc = centered(X)
+    tol = _center_tol(X)
+    if np.all(np.sqrt((Xc * Xc).sum(axis=1)) <= tol):
+        return np.zeros(0)
+    ev = np.linalg.eigvalsh(Xc.T @ Xc)[::-1]
+    s = np.sqrt(np.clip(ev, 0.0, None))
+    return s[s > s[0] * 1e-7]
+
+
+def large_stage_metrics(
+    name: str,
+    X: np.ndarray,
+    src: Any,
+    dst: Any,
+    orbit_list: list[list[int]],
+    *,
+    atol: float = IDENTICAL_ATOL,
+    rtol: float = IDENTICAL_RTOL,
+) -> StageMetrics:
+    """``stage_metrics`` for a large cell: pair statistics on a ``RowSet`` (orbit
+    representatives weighted by orbit size, exact; or a sample of atoms, estimated with standard
+    errors in ``pairs``); centring uses the mean atom of all N, ranks come from the D×D Gram
+    matrix, Dirichlet energy and within-orbit deviation from every atom."""
+    n = X.shape[0]
+    rows = select_rows(X, orbit_list, atol=atol, rtol=rtol)
+    R = X[rows.indices]
+    Xc = X - X.mean(axis=0)
+    Xc[:, np.ptp(X, axis=0) == 0] = 0.0
+    raw = _pearson_rows(R, 0.0)
+    cen = _pearson_rows(Xc[rows.indices], _center_tol(X))
+    cos = cosine_matrix(R)
+    upper, cross, inside = pair_weights(rows)
+
+    dist = 1.0 - cos
+    dist[dist <= MAD_ZERO_TOL] = 0.0
+    np.fill_diagonal(dist, 0.0)
+    w = rows.weights
+    totals = dist @ w
+    counts = (dist > 0) @ w
+    per_node = np.divide(totals, counts, out=np.zeros_like(totals), where=counts > 0)
+    nonzero = per_node > 0
+    mad_value = float((per_node * w)[nonzero].sum() / w[nonzero].sum()) if nonzero.any() else 0.0
+
+    same = identical_matrix(R, atol=atol, rtol=rtol) & (cross > 0)
+    identical = float(cross[same].sum())
+    if rows.method == "sampled":
+        m = rows.indices.size
+        identical *= (n * (n - 1)) / (m * (m - 1))
+    ident = np.argwhere(same)
+    examples = tuple(
+        tuple(sorted((int(rows.indices[i]), int(rows.indices[j])))) for i, j in ident[:MAX_EXAMPLES]
+    )
+    spectrum = _gram_spectrum(X)
+    within = [np.ptp(X[o], axis=0).max() for o in orbit_list if len(o) > 1]
+    energy = dirichlet_energy(X, src, dst)
+    total = float(np.einsum("ij,ij->", X, X))
+    stderr = None
+    if rows.method == "sampled":
+        stderr = {
+            "mean_raw_corr": _row_mean_stderr(raw, upper),
+            "mean_centered_corr": _row_mean_stderr(cen, upper),
+            "mad": float(per_node.std(ddof=1) / np.sqrt(per_node.size)),
+            "cross_orbit_centered_corr": _row_mean_stderr(cen, cross),
+        }
+
+    def contract(M: np.ndarray) -> float:
+        value = _weighted_pair_mean(M, upper, inside)
+        return 1.0 if value is None else value
+
+    return StageMetrics(
+        name=name,
+        mean_raw_corr=contract(raw),
+        mean_centered_corr=contract(cen),
+        mad=mad_value,
+        dirichlet=energy,
+        effective_rank=_effective_rank(spectrum),
+        numerical_rank=_numerical_rank(spectrum),
+        cross_orbit_raw_corr=_weighted_pair_mean(raw, cross),
+        cross_orbit_centered_corr=_weighted_pair_mean(cen, cross),
+        cross_orbit_cosine=_weighted_pair_mean(cos, cross),
+        within_orbit_max_dev=float(max(within)) if within else None,
+        identical_cross_orbit_pairs=round(identical),
+        identical_cross_orbit_examples=examples,  # type: ignore[arg-type]
+        dirichlet_normalized=energy * n / total if total > 0 else 0.0,
+        num_atoms=n,
+        num_orbits=len(orbit_list),
+        pairs=rows.describe(stderr),
+    )
+
+
+# --- block means without N×N matrices (heat maps of large cells) ----------------------------
+
+
+def _embedding(
+    Y: np.ndarray, degenerate: np.ndarray, key: np.ndarray, key_tol: float
+) -> np.ndarray:
+    """V with ``V @ V.T`` equal to ``_similarity(Y, degenerate, key, key_tol)`` (before its
+    clipping): unit rows, and one-hot columns that give degenerate rows 1 with the degenerate
+    rows of their key class (keys within ``key_tol`` of their neighbours chain into one class)."""
+    norms = np.sqrt((Y * Y).sum(axis=1))
+    degenerate = degenerate | (norms == 0)
+    U = Y / np.where(degenerate, 1.0, norms)[:, None]
+    U[degenerate] = 0.0
+    idx = np.flatnonzero(degenerate)
+    if idx.size == 0:
+        return U
+    k = key[idx]
+    order = np.argsort(k, kind="stable")
+    breaks = np.diff(k[order]) > key_tol
+    cls = np.empty(idx.size, dtype=np.int64)
+    cls[order] = np.concatenate([[0], np.cumsum(breaks)])
+    onehot = np.zeros((Y.shape[0], int(cls.max()) + 1))
+    onehot[idx, cls] = 1.0
+    return np.hstack([U, onehot])
+
+
+def similarity_embedding(X: Any, mode: str) -> np.ndarray:
+    """Rows V [N, D'] with ``V @ V.T`` = the ``mode`` matrix (``"raw"``, ``"centred"``,
+    ``"cosine"``) up to clipping, in O(N D): block means of large cells need no N×N matrix."""
+    X = as_features(X)
+    if mode == "cosine":
+        return _embedding(X, np.zeros(X.shape[0], dtype=bool), np.zeros(X.shape[0]), 0.0)
+    if mode == "raw":
+        Y, tol = X, 0.0
+    elif mode == "centred":
+        Y, tol = centered(X), _center_tol(X)
+    else:
+        raise ValueError(f"mode must be raw, centred or cosine, not {mode!r}")
+    mean = Y.mean(axis=1)
+    Z = Y - mean[:, None]
+    if tol == 0.0:
+        return _embedding(Z, np.ptp(Y, axis=1) == 0, Y[:, 0], 0.0)
+    return _embedding(Z, np.sqrt((Z * Z).sum(axis=1)) <= tol, mean, tol)
+
+
+def block_mean_embedded(V: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """``block_mean(V @ V.T, groups)`` (diagonal blocks without i == j) in O(N D')."""
+    sums = np.stack([V[list(g)].sum(axis=0) for g in groups])  # [G, D']
+    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    self_sq = np.array([float((V[list(g)] ** 2).sum()) for g in groups])
+    out = (sums @ sums.T) / np.outer(sizes, sizes)
+    idx = np.arange(len(groups))
+    pairs = sizes * (sizes - 1)
+    diag = np.where(pairs > 0, (np.diag(sums @ sums.T) - self_sq) / np.maximum(pairs, 1), 1.0)
+    out[idx, idx] = diag
+    return np.clip(out, -1.0, 1.0)

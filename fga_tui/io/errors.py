@@ -12,6 +12,9 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_BAD_INPUT = 2
+#: Structures with more atoms are refused with an ``InputError`` (``--max-atoms`` default): the
+#: diagnostics scale linearly in atoms (orbit representatives, sampled pairs) up to here.
+MAX_ATOMS = 5000
 
 
 class InputError(Exception):

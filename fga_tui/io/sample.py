@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.tokens import load_tokens
 from fga_tui.io.types import Sample, Structure
 from fga_tui.io.validate import validate_structure
@@ -73,7 +73,7 @@ _ASCII_SPACE = " \t\n\r\x0b\x0c"
 # public API
 
 
-def iter_samples(path: str | Path, *, max_atoms: int = 1000) -> Iterator[Item]:
+def iter_samples(path: str | Path, *, max_atoms: int = MAX_ATOMS) -> Iterator[Item]:
     """Yield ``(position, Sample | InputError)`` for every row of ``path``, lazily.
 
     A bad row becomes an :class:`InputError` in the stream, so a dataset scan can skip and report
@@ -101,7 +101,7 @@ def count_samples(path: str | Path) -> int:
     return sum(1 for _ in _rows(path, detect_format(path), max_atoms=0))
 
 
-def load_samples(path: str | Path, *, max_atoms: int = 1000) -> list[Sample]:
+def load_samples(path: str | Path, *, max_atoms: int = MAX_ATOMS) -> list[Sample]:
     """All samples of ``path``; the first bad row raises its :class:`InputError`."""
     samples: list[Sample] = []
     for _, item in iter_samples(path, max_atoms=max_atoms):
@@ -113,7 +113,7 @@ def load_samples(path: str | Path, *, max_atoms: int = 1000) -> list[Sample]:
     return samples
 
 
-def load_sample(path: str | Path, index: int = 0, *, max_atoms: int = 1000) -> Sample:
+def load_sample(path: str | Path, index: int = 0, *, max_atoms: int = MAX_ATOMS) -> Sample:
     """Row ``index`` of ``path`` (0 for single-sample files); no other row is parsed."""
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise InputError("--index", f"must be a non-negative integer, not {index!r}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.io.types import Structure
 
 # Z = 1 .. 118, in order.
@@ -41,7 +41,7 @@ def validate_structure(
     cartesian: Any = False,
     *,
     path: str | Path | None,
-    max_atoms: int = 1000,
+    max_atoms: int = MAX_ATOMS,
 ) -> Structure:
     """Check raw values (lists from JSON or arrays from jarvis) and build a :class:`Structure`.
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
+from fga_tui.oom import run_traces_split
 from fga_tui.scan.distributed import Dist
 from fga_tui.scan.progress import Progress
 from fga_tui.scan.rows import assemble_job, error_row
@@ -107,7 +108,7 @@ def scan_rows(
     ablations: bool = False,
     interventions: Any = None,
     stopwords: set[str] | None = None,
-    max_atoms: int = 1000,
+    max_atoms: int = MAX_ATOMS,
     skip: Container[int] = frozenset(),
     dist: Dist | None = None,
     progress: Progress | None = None,
@@ -181,12 +182,10 @@ def scan_rows(
         if not batch:
             return
         prepared = [p for _, _, p, _ in batch]
-        traces = engine.run_traces(loaded, prepared, intervention, counterfactuals=False)
+        traces = run_traces_split(loaded, prepared, intervention, counterfactuals=False)
         extra: list[dict[str, Any]] = [{} for _ in batch]
         if ablations and loaded.config.fusion_indices and not intervention.active:
-            nf = engine.run_traces(
-                loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
-            )
+            nf = run_traces_split(loaded, prepared, Ablation(no_fusion=True), counterfactuals=False)
             extra = [{"no_fusion": t} for t in nf]
         for (slot, position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
             if slot is None:

@@ -7,16 +7,20 @@ imports torch afterwards. Every result carries a generation id and stale ones ar
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -177,8 +181,10 @@ class FgaApp(App[None]):
         if session is None:
             if options is None:
                 raise ValueError("FgaApp needs options or a session")
-            session = Session(options)
-        self.session = session
+            from fga_tui.tui.engine_process import make_session
+
+            session = make_session(options)
+        self.session: Session | Any = session
         self.view: View | None = None
         self.cursor = Cursor()
         self.busy: str | None = "starting"
@@ -235,10 +241,31 @@ class FgaApp(App[None]):
         self._update_status()
         self._responsive()
         self.query_one("#body").loading = True
+        self._handle_signals()
         self.call_after_refresh(self._first_paint)
+
+    def _handle_signals(self) -> None:
+        """SIGTERM/SIGHUP/SIGINT leave like ``q`` (the driver restores the terminal: main
+        screen, no mouse reporting, cooked tty) with exit code 128 + signal."""
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests), or a platform without these signals
+
+    def _on_signal(self, sig: int) -> None:
+        self.workers.cancel_group(self, "engine")
+        self.workers.cancel_group(self, "count")
+        self.session.shutdown()
+        self.exit(return_code=128 + int(sig))
 
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - self._t0
+        # Once, before any view: the app's own long-lived objects leave the collector's
+        # generations, so a collection triggered while a view arrives walks only the new
+        # objects (freezing after every view instead pinned each view's garbage for good).
+        gc.freeze()
         self._submit(self._request)
 
     def on_resize(self) -> None:
@@ -305,13 +332,13 @@ class FgaApp(App[None]):
         old = self.view
         view = message.view
         self.view = view
-        # A full garbage collection walks every object (torch's, the trace's): >100 ms at 500
-        # atoms, landing in the middle of a keypress. Freezing what exists now keeps
-        # collections to the objects panes create while stepping.
-        gc.freeze()
         self.query_one("#body").loading = False
         self.cursor = self._carry_cursor(old, view)
         self._show_all()
+        if old is not None and old is not view:
+            from fga_tui.tui.engine_process import trim_heap
+
+            trim_heap()  # a view the cache let go of: give its pages back (~1 ms)
         if str(view.sample_path) not in self.sample_counts:
             self._count(Path(view.sample_path))
 
@@ -341,11 +368,12 @@ class FgaApp(App[None]):
         if message.generation != self.session.generation:
             return
         self.busy = None
-        if self.view is message.old:
-            self.view = message.view
-            self.query_one("#atoms", AtomList).show(self.view, self.cursor)
-            self.query_one("#words", TopWords).show(self.view, self.cursor)
-        self._update_status()
+        with contextlib.suppress(NoMatches, ScreenStackError):  # it came in while leaving
+            if self.view is message.old:
+                self.view = message.view
+                self.query_one("#atoms", AtomList).show(self.view, self.cursor)
+                self.query_one("#words", TopWords).show(self.view, self.cursor)
+            self._update_status()
 
     def on_request_failed(self, message: RequestFailed) -> None:
         if message.generation != self.session.generation:
@@ -380,7 +408,8 @@ class FgaApp(App[None]):
 
     def on_sample_count(self, message: SampleCount) -> None:
         self.sample_counts[str(message.path)] = message.count
-        self._update_status()
+        with contextlib.suppress(NoMatches, ScreenStackError):  # it came in while leaving
+            self._update_status()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -443,7 +472,11 @@ class FgaApp(App[None]):
         count = None
         if self.view is not None:
             count = self.sample_counts.get(str(self.view.sample_path))
-        self.query_one("#status", StatusBar).update(
+        try:
+            bar = self.query_one("#status", StatusBar)
+        except (NoMatches, ScreenStackError):  # the engine's messages outlive a leaving app
+            return
+        bar.update(
             status_text(
                 self.view,
                 busy=self.busy,
@@ -717,6 +750,9 @@ class FgaApp(App[None]):
             self._submit(Request(path, index, self._current_ablation()))
 
     def action_other_sample(self, delta: int) -> None:
+        if self.view is None:  # the first sample is still loading: nothing to step from
+            self.notify("wait for the first sample to load", severity="warning")
+            return
         req = self._request
         index = req.index + delta
         count = self.sample_counts.get(str(req.sample))
@@ -789,6 +825,7 @@ class FgaApp(App[None]):
         """Quit now, even mid-trace: the engine step is abandoned, not awaited."""
         self.workers.cancel_group(self, "engine")
         self.workers.cancel_group(self, "count")
+        self.session.shutdown()
         self.exit()
 
     def screen_text(self) -> str:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fga_tui.io.errors import InputError
+from fga_tui.io.errors import MAX_ATOMS, InputError
 from fga_tui.tui.messages import (
     AttributionReady,
     Progress,
@@ -42,6 +43,8 @@ IsCancelled = Callable[[], bool]
 
 STEPS = ("loading checkpoint", "reading sample", "tracing", "diagnosing", "preparing panes")
 POLL_S = 0.02
+#: Views kept for instant toggling back (a view holds its whole trace: ~10 MB at 500 atoms).
+VIEW_CACHE = 4
 
 
 def _no_ablation() -> Ablation:
@@ -70,7 +73,7 @@ class SessionOptions:
     fga_heads: int | None = None
     cm_heads: int | None = None
     baseline: Path | None = None
-    max_atoms: int = 1000
+    max_atoms: int = MAX_ATOMS
     audit: bool = True
     run_ablations: bool = True
     snapshot_dir: Path = Path("fga-snapshots")
@@ -125,7 +128,7 @@ def run_abandonable(fn: Callable[[], T], cancelled: IsCancelled, poll: float = P
     return box["value"]
 
 
-def count_samples(path: Path, max_atoms: int = 1000) -> int:
+def count_samples(path: Path, max_atoms: int = MAX_ATOMS) -> int:
     """How many rows ``path`` holds (bad rows included, as ``--index`` counts them)."""
     from fga_tui.io.sample import iter_samples
 
@@ -135,24 +138,73 @@ def count_samples(path: Path, max_atoms: int = 1000) -> int:
     return count
 
 
+ViewKey = tuple[str, int, Any]
+
+
+class ViewCache:
+    """The ``size`` most recently used views by (sample, index, ablation): memory stays flat
+    over a long session however many samples and ablations are visited."""
+
+    def __init__(self, size: int = VIEW_CACHE) -> None:
+        self.size = size
+        self._views: OrderedDict[ViewKey, View] = OrderedDict()
+
+    def get(self, key: ViewKey) -> View | None:
+        view = self._views.get(key)
+        if view is not None:
+            self._views.move_to_end(key)
+        return view
+
+    def put(self, key: ViewKey, view: View) -> None:
+        if self.size <= 0:
+            return
+        self._views[key] = view
+        self._views.move_to_end(key)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+
+    def items(self) -> list[tuple[ViewKey, View]]:
+        return list(self._views.items())
+
+    def values(self) -> list[View]:
+        return list(self._views.values())
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __iter__(self) -> Iterator[ViewKey]:
+        return iter(list(self._views))
+
+    def __getitem__(self, key: ViewKey) -> View:
+        return self._views[key]
+
+    def __setitem__(self, key: ViewKey, view: View) -> None:
+        self.put(key, view)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
+
 class Session:
     """Owns the loaded model, the prepared sample, cached views and the generation counter.
 
     ``next_generation`` is called on the UI thread; ``compute`` and ``count`` run in thread
-    workers. Views are cached per (sample, index, ablation), so toggling an ablation back is
-    instant.
+    workers. The last ``cache_size`` views are cached per (sample, index, ablation), so toggling
+    an ablation back is instant. This runs the engine in the calling process; the app runs it
+    in a child process (``fga_tui.tui.engine_process``), where its GIL cannot stall the UI.
     """
 
-    def __init__(self, options: SessionOptions) -> None:
+    def __init__(self, options: SessionOptions, cache_size: int = VIEW_CACHE) -> None:
         self.options = options
         self.generation = 0
         self.loaded: Any = None
         self.audit_result: Any = None
         self.prepared: Any = None
         self.prepared_key: tuple[str, int] | None = None
-        self.views: dict[tuple[str, int, Ablation], View] = {}
+        self.views = ViewCache(cache_size)
         self.baseline: Any = None
         self.last_traceback: str | None = None
+        self.device_note: str | None = None
         self._lock = threading.Lock()
         self._load_s: float | None = None
 
@@ -164,6 +216,12 @@ class Session:
         from fga_tui.diagnostics.words import load_stopwords
 
         return set(load_stopwords(None if spec == "default" else spec))
+
+    def shutdown(self) -> None:
+        """Nothing to stop in-process (the engine process version stops its child)."""
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Nothing to release in-process."""
 
     def next_generation(self) -> int:
         """A new request id; results carrying an older one are stale."""
@@ -218,8 +276,16 @@ class Session:
         def attribute() -> View:
             from fga_tui import engine
             from fga_tui.diagnostics.attribution import attribution_parts
+            from fga_tui.oom import retry_on_cpu
 
-            att = engine.run_attribution(loaded, prepared, request.ablation, trace=view.trace)
+            att, used = retry_on_cpu(  # a backward pass: the likeliest to fill a shared GPU
+                lambda m: engine.run_attribution(m, prepared, request.ablation, trace=view.trace),
+                loaded,
+                lambda line: self._oom(generation, 0, post, line),
+            )
+            if used is not loaded:
+                with self._lock:
+                    self.loaded = used
             trace, report, _ = attribution_parts(view.trace, view.report, att, verdicts=True)
             return view.with_attribution(trace, report)
 
@@ -270,15 +336,29 @@ class Session:
 
             def load() -> tuple[Any, Any]:
                 from fga_tui import engine
+                from fga_tui.oom import free_cuda, is_oom
 
                 engine.configure_threads(reserve_one_core=True)
-                loaded = engine.load_model(
-                    opts.checkpoint,
-                    device=opts.device,
-                    trust=opts.trust,
-                    fga_heads=opts.fga_heads,
-                    cm_heads=opts.cm_heads,
-                )
+
+                def on(device: str) -> Any:
+                    return engine.load_model(
+                        opts.checkpoint,
+                        device=device,
+                        trust=opts.trust,
+                        fga_heads=opts.fga_heads,
+                        cm_heads=opts.cm_heads,
+                    )
+
+                try:
+                    loaded = on(opts.device)
+                except Exception as exc:
+                    if not is_oom(exc):
+                        raise
+                    loaded = None
+                if loaded is None:  # the GPU is full (another job): the CPU still answers
+                    free_cuda()
+                    self._oom(generation, 0, post, "GPU out of memory: loading on the CPU")
+                    loaded = on("cpu")
                 baseline = None
                 if opts.baseline is not None:
                     from fga_tui.diagnostics.audit import load_baseline
@@ -321,14 +401,16 @@ class Session:
                     raise Cancelled
                 self.prepared, self.prepared_key = prepared, sample_key
 
-        def trace() -> Any:
+        def trace(loaded: Any) -> Any:
             from fga_tui import engine
 
             return engine.run_trace(loaded, prepared, request.ablation)
 
-        traced, timings["trace"] = self._step(generation, 2, post, cancelled, trace)
+        traced, timings["trace"] = self._step(
+            generation, 2, post, cancelled, self._on_cpu_after_oom(generation, 2, post, trace)
+        )
 
-        def diagnose() -> Any:
+        def diagnose(loaded: Any) -> Any:
             from fga_tui.diagnostics.report import diagnose as run
 
             return run(
@@ -345,8 +427,11 @@ class Session:
                 attribution=False,  # computed after the view is on screen (``_attribute``)
             )
 
-        diagnosis, timings["diagnose"] = self._step(generation, 3, post, cancelled, diagnose)
+        diagnosis, timings["diagnose"] = self._step(
+            generation, 3, post, cancelled, self._on_cpu_after_oom(generation, 3, post, diagnose)
+        )
         self.audit_result = diagnosis.audit
+        loaded = self.loaded
 
         def build() -> View:
             from fga_tui.trace import Ablation
@@ -357,7 +442,8 @@ class Session:
                 "layout": loaded.info.layout,
                 "sample_path": str(request.sample),
                 "index": request.index,
-                "device": str(loaded.device),
+                "device": str(loaded.device)
+                + ("" if self.device_note is None else f" ({self.device_note})"),
                 "timings": timings,
                 "input_choices": [
                     s
@@ -372,8 +458,32 @@ class Session:
         with self._lock:
             if cancelled():
                 raise Cancelled
-            self.views[key] = view
+            self.views.put(key, view)
         return view
+
+    def _oom(self, generation: int, step: int, post: Post, line: str) -> None:
+        """Say that the GPU ran out of memory and the work goes on on the CPU (status bar)."""
+        self.device_note = "GPU out of memory"
+        post(Progress(generation, step + 1, len(STEPS), line))
+
+    def _on_cpu_after_oom(
+        self, generation: int, step: int, post: Post, fn: Callable[[Any], T]
+    ) -> Callable[[], T]:
+        """``fn(self.loaded)``; on CUDA out-of-memory, free it, move the model to the CPU for
+        good (a shared GPU that was full once will be again) and run ``fn`` there."""
+
+        def run() -> T:
+            from fga_tui.oom import retry_on_cpu
+
+            value, used = retry_on_cpu(
+                fn, self.loaded, lambda line: self._oom(generation, step, post, line)
+            )
+            if used is not self.loaded:
+                with self._lock:
+                    self.loaded = used
+            return value
+
+        return run
 
     def count(self, path: Path, post: Post, cancelled: IsCancelled) -> None:
         """Post how many samples ``path`` holds (silently nothing when it cannot be read)."""

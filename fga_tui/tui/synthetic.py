@@ -102,3 +102,49 @@ def supercell(
     return _write(
         Path(folder), name, np.eye(3) * a * reps, frac, elements, BA3LI_TEXT, width, seed=500
     )
+
+
+def demo_supercell(
+    folder: str | Path,
+    reps: tuple[int, int, int] = (7, 7, 7),
+    rattle: float = 0.0,
+    source: str | Path | None = None,
+) -> Path:
+    """Write the bundled demo cell (6 atoms, its own text) repeated ``reps`` times: 2,058 atoms
+    by default, 4,860 at (9, 9, 10). ``rattle`` (Å) moves every atom by a seeded random amount,
+    which removes all symmetry (the worst case: every atom its own orbit)."""
+    if source is None:
+        source = Path(__file__).resolve().parents[1] / "data" / "demo" / "ba4hfli.json"
+    row = json.loads(Path(source).read_text(encoding="utf-8"))
+    atoms = row["atoms"]
+    lattice = np.asarray(atoms["lattice_mat"], dtype=float)
+    frac = np.asarray(atoms["coords"], dtype=float)
+    cells = np.array(
+        [[i, j, k] for i in range(reps[0]) for j in range(reps[1]) for k in range(reps[2])]
+    )
+    scale = np.asarray(reps, dtype=float)
+    big = ((cells[:, None, :] + frac[None, :, :]) / scale).reshape(-1, 3)
+    if rattle:
+        rng = np.random.default_rng(len(big))
+        big = (
+            big + rng.uniform(-rattle, rattle, big.shape) / np.linalg.norm(lattice, axis=1) / scale
+        ) % 1.0
+    elements = list(atoms["elements"]) * len(cells)
+    name = f"demo_{len(elements)}{'_rattled' if rattle else ''}"
+    out = Path(folder) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sample = {
+        "jid": name,
+        "atoms": {
+            "lattice_mat": (lattice * scale[:, None]).tolist(),
+            "coords": big.tolist(),
+            "elements": elements,
+            "cartesian": False,
+        },
+        "text": row["text"],
+        "target": row.get("target", 0.0),
+    }
+    if "tokens" in row:  # the demo's precomputed token states, by absolute path
+        sample["tokens"] = str((Path(source).parent / row["tokens"]).resolve())
+    out.write_text(json.dumps(sample), encoding="utf-8")
+    return out

@@ -8,6 +8,7 @@ the attention arrays (a few hundred microseconds at 500 atoms) and cached by ``V
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ __all__ = ["CURVES", "MODES", "SEVERITY_MARK", "VerdictRow", "View", "build_view
 
 #: Up to this many atoms the heat map shows every atom; above it, orbits or elements.
 FULL_MATRIX_MAX = 48
+#: Rankings of every atom's top words kept per view (per source, head, stopwords): at 500
+#: atoms each is ~5,000 tuples, and 64 of them made a long session grow by tens of MB.
+WORDS_CACHE = 8
 #: Curves across stages, in legend order: (key, label).
 CURVES = (
     ("xorbit", "x-orbit centred corr"),
@@ -98,6 +102,9 @@ class View:
     attribution: np.ndarray | None = None
     text_reliance: dict[str, Any] | None = None
     _words: dict[tuple, list[list[tuple[str, float]]]] = field(default_factory=dict, repr=False)
+    #: Identifies this view in the panes' picture caches. Not ``id(view)``: views leave the
+    #: bounded cache and are freed, and a new one may get a freed one's id.
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def num_atoms(self) -> int:
@@ -136,6 +143,7 @@ class View:
             attribution=trace.attribution,
             text_reliance=getattr(report, "text_reliance", None),
             _words={},
+            uid=uuid.uuid4().hex,  # new content: the panes must not reuse its pictures
         )
 
     def top_words(
@@ -145,8 +153,9 @@ class View:
         from fga_tui.diagnostics.words import top_words
 
         key = (source, head, k, None if stopwords is None else id(stopwords))
-        cached = self._words.get(key)
+        cached = self._words.pop(key, None)
         if cached is not None:
+            self._words[key] = cached  # most recently used last
             return cached
         A = self.attention_at(source)
         if A is None:
@@ -157,8 +166,8 @@ class View:
         ranked = top_words(
             A, self.tokens, self.token_mask, k=k, head=head, stopwords=stopwords, keep=keep
         )
-        if len(self._words) > 64:
-            self._words.clear()
+        if len(self._words) >= WORDS_CACHE:  # each holds every atom's list: keep a few
+            self._words.pop(next(iter(self._words)))
         self._words[key] = ranked
         return ranked
 
@@ -212,10 +221,13 @@ def stage_matrices(
 ) -> dict[str, np.ndarray]:
     """float32 [S, G, G] per mode (see ``View.matrices``)."""
     from fga_tui.diagnostics.similarity import (
+        EXACT_MAX_ATOMS,
         block_mean,
+        block_mean_embedded,
         centered_correlation,
         cosine_matrix,
         raw_correlation,
+        similarity_embedding,
     )
 
     funcs = {"centred": centered_correlation, "raw": raw_correlation, "cosine": cosine_matrix}
@@ -224,8 +236,13 @@ def stage_matrices(
     for mode, func in funcs.items():
         mats = []
         for stage in stages:
-            M = func(features[stage])
-            M = M[np.ix_(order, order)] if aggregate is None else block_mean(M, groups)
+            X = features[stage]
+            if aggregate is not None and len(X) > EXACT_MAX_ATOMS:
+                # Group sums of unit rows: no N×N matrix (5,000 atoms: 200 MB each).
+                M = block_mean_embedded(similarity_embedding(X, mode), groups)
+            else:
+                M = func(X)
+                M = M[np.ix_(order, order)] if aggregate is None else block_mean(M, groups)
             mats.append(M.astype(np.float32))
         out[mode] = np.stack(mats)
     return out

@@ -428,14 +428,14 @@ def sample_empty_structure(tmp: Path) -> Built:
 
 
 def sample_huge_cell(tmp: Path) -> Built:
-    """5,000 atoms on a 4 Å grid (valid geometry) against the default --max-atoms 1000."""
-    n = 18  # 18^3 = 5832 grid points, the first 5000 used
-    frac = [[i / n, j / n, k / n] for i in range(n) for j in range(n) for k in range(n)][:5000]
+    """5,001 atoms on a 4 Å grid (valid geometry) against the default --max-atoms 5000."""
+    n = 18  # 18^3 = 5832 grid points, the first 5001 used
+    frac = [[i / n, j / n, k / n] for i in range(n) for j in range(n) for k in range(n)][:5001]
     side = 4.0 * n
     mutate = _atoms(
         lattice_mat=[[side, 0, 0], [0, side, 0], [0, 0, side]],
         coords=frac,
-        elements=["Na"] * 5000,
+        elements=["Na"] * 5001,
     )
     return _row_sample(tmp, mutate, "huge.json")
 
@@ -815,9 +815,9 @@ CASES: tuple[Case, ...] = (
     Case("sample_short_lattice_vector", sample_short_lattice_vector, ("own periodic image",)),
     Case("sample_empty_structure", sample_empty_structure, ("empty (0 atoms)",)),
     Case(
-        "sample_5000_atoms",
+        "sample_5001_atoms",
         sample_huge_cell,
-        ("5000 atoms exceeds --max-atoms 1000",),
+        ("5001 atoms exceeds --max-atoms 5000",),
     ),
     Case(
         "sample_jsonl_index_out_of_range",

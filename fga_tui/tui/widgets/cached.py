@@ -30,7 +30,7 @@ def text_to_strips(text: Text, console: Console, base: Style) -> list[Strip]:
     return strips
 
 
-KEEP = 64
+KEEP = 32
 
 
 class CachedLines(Widget):

@@ -218,7 +218,14 @@ class Heatmap(CachedLines, can_focus=True):
 
     def cache_key(self) -> tuple:
         cur = self._cursor
-        return (id(self._view), cur.stage, cur.mode, cur.atom, cur.column, self.ansi)
+        return (
+            (self._view.uid if self._view is not None else ""),
+            cur.stage,
+            cur.mode,
+            cur.atom,
+            cur.column,
+            self.ansi,
+        )
 
     def build(self) -> Text:
         view = self._view

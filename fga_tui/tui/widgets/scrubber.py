@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MARKERS = ("•", "+", "x")
 WIDE_PLOT = 90
-CACHE_SIZE = 256
+CACHE_SIZE = 48
 
 
 def short_stage(stage: str) -> str:
@@ -71,7 +71,7 @@ class StageStrip(CachedLines, can_focus=True):
         self.refresh()
 
     def cache_key(self) -> tuple:
-        return (id(self._view), self._cursor.stage)
+        return ((self._view.uid if self._view is not None else ""), self._cursor.stage)
 
     def build(self) -> Text:
         view = self._view
@@ -214,7 +214,13 @@ class CurvePlot(Widget):
         self._schedule_prewarm()
 
     def _key(self, stage: int) -> tuple:
-        return (id(self._view), stage, self.size.width, self.size.height, self.app.theme)
+        return (
+            (self._view.uid if self._view is not None else ""),
+            stage,
+            self.size.width,
+            self.size.height,
+            self.app.theme,
+        )
 
     def _lines(self, stage: int) -> list[Strip]:
         key = self._key(stage)

@@ -156,7 +156,7 @@ class TopWords(CachedLines, can_focus=True):
         cur = self._cursor
         source = None if self._view is None else source_stage(self._view, cur)
         return (
-            id(self._view),
+            (self._view.uid if self._view is not None else ""),
             cur.atom,
             cur.head,
             cur.counterfactual,
