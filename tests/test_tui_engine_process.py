@@ -269,3 +269,22 @@ async def test_a_snapshot_of_a_view_from_the_child_has_the_full_report(tmp_path)
         assert report["verdicts"]
     finally:
         app.session.close()
+
+
+def test_engine_process_answers_stopword_set_like_the_session(tmp_path) -> None:
+    """The app asks its session for the --stopwords list whichever kind it is."""
+    from fga_tui.tui.engine_process import EngineProcess
+    from fga_tui.tui.session import Session, SessionOptions
+
+    for spec, expect_none in ((None, True), ("default", False)):
+        options = SessionOptions(tmp_path / "c.pt", tmp_path / "s.json", stopwords=spec)
+        child_side = EngineProcess(options).stopword_set()
+        in_process = Session(options).stopword_set()
+        assert child_side == in_process
+        assert (child_side is None) == expect_none
+    assert (
+        "the"
+        in EngineProcess(
+            SessionOptions(tmp_path / "c", tmp_path / "s", stopwords="default")
+        ).stopword_set()
+    )

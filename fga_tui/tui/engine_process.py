@@ -196,6 +196,10 @@ class EngineProcess:
     def initial_request(self) -> Request:
         return Request(self.options.sample, self.options.index, self.options.ablation)
 
+    def stopword_set(self) -> set[str] | None:
+        """The ``--stopwords`` list (as ``Session.stopword_set``; read from the options)."""
+        return Session.stopword_set(self)  # type: ignore[arg-type]
+
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
