@@ -297,7 +297,15 @@ def test_a_disk_that_fills_mid_write_exits_2_and_leaves_no_output(tmp_path, kind
         preexec_fn=_file_size_limit(500),
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"fga-tui: {out}: cannot write: File too large"
     assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert left in ([], ["out"])  # export may leave its (empty) output folder, never a file
+    if kind == "export":  # nothing at all: not even the --out folder it created
+        assert last == f"fga-tui: {out}: cannot write: File too large"
+        assert left == []
+    else:  # a scan keeps its journal (finished rows survive) and never a partial rows file
+        assert last == (
+            f"fga-tui: {out}.journal: cannot write (File too large); the 0 rows finished so far "
+            "are kept: free space and rerun with --resume"
+        )
+        assert name not in left and left and all(p.startswith(f"{name}.journal") for p in left)

@@ -289,7 +289,9 @@ def test_summary_json_is_the_report_contract_with_every_number_plain():
         "max_abs_row_diff",
         "cross_orbit_max_abs_row_diff",
         "decomposition",
+        "pairs",
     ]
+    assert j["pairs"] is None  # small cells: every pair, nothing sampled
     assert (j["num_atoms"], j["num_heads"], j["num_valid_tokens"]) == (3, 1, 2)
     assert j["degenerate_softmax"] is False
     assert j["entropy"] == list(s.entropy) and j["mean_entropy"] == s.mean_entropy

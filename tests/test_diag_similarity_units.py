@@ -280,7 +280,9 @@ def test_stage_json_is_the_report_contract_then_the_extras():
         "dirichlet_normalized",
         "num_atoms",
         "num_orbits",
+        "pairs",
     ]
+    assert j["pairs"] is None  # small cells: every pair, nothing sampled
     contract = list(sim.StageMetrics.CONTRACT_FIELDS)
     assert list(j)[: len(contract)] == contract
     for key in [*list(j)[1:11], "dirichlet_normalized"]:

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fga_tui.cli import app
+from fga_tui.io.errors import MAX_ATOMS
 from fga_tui.scan.journal import Journal, SegmentWriter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,7 +140,7 @@ def test_resume_runs_only_the_missing_rows_and_ignores_a_torn_line(reference, tm
     from fga_tui.scan.job import ScanJob
 
     meta_src = ScanJob(
-        CKPT, data, out, lambda d: None, options={"max_atoms": 1000, "batch_size": 3}
+        CKPT, data, out, lambda d: None, options={"max_atoms": MAX_ATOMS, "batch_size": 3}
     ).meta()
     kept = [rows[0], rows[1], rows[4]]
     _journal_with(out, kept, meta_src, torn=json.dumps(rows[5])[:40])

@@ -126,19 +126,25 @@ def test_any_other_rename_error_is_an_input_error_and_leaves_nothing(tmp_path, m
 
 
 def test_the_snapshot_directory_gets_the_users_umask_not_mkdtemps_0700(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot, "_UMASK", 0o022)
+    from fga_tui.io import atomic
+
+    monkeypatch.setattr(atomic, "current_umask", lambda: 0o022)
     out = write_snapshot(tmp_path / "a", trace=_trace(), report=FakeReport(), now=NOW)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
-    monkeypatch.setattr(snapshot, "_UMASK", 0o027)
+    monkeypatch.setattr(atomic, "current_umask", lambda: 0o027)
     out = write_snapshot(tmp_path / "b", trace=_trace(), report=FakeReport(), now=NOW)
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
 
 
-def test_the_umask_is_read_once_without_changing_it():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert snapshot._read_umask() == mask
-    assert os.umask(mask) == mask  # still the process's own
+def test_the_umask_is_read_without_changing_it():
+    from fga_tui.io.atomic import current_umask
+
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still the process's own
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize(

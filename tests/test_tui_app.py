@@ -603,7 +603,8 @@ async def _quit_during_a_real_500_atom_diagnosis(tmp_path: Path, device: str) ->
             events.append("diagnosis ended")
 
     sample, tokens = supercell(tmp_path)
-    app = FgaApp(_options(sample, tokens, tmp_path, device=device))
+    # An in-process session: the wrapper must see the diagnosis (the engine child would not).
+    app = FgaApp(session=Session(_options(sample, tokens, tmp_path, device=device)))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "diagnose", diagnose)
         async with app.run_test(size=SIZE) as pilot:

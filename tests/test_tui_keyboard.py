@@ -311,7 +311,7 @@ async def test_stopwords_option_starts_the_words_pane_without_them(session, tmp_
         session.prepared,
         session.prepared_key,
     )
-    other.views = dict(session.views)  # the same trace; only the words pane's list differs
+    other.views = session.views  # the same trace; only the words pane's list differs
     app = FgaApp(session=other)
     async with app.run_test(size=(100, 30)) as pilot:
         await _ready(pilot)
