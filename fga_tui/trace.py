@@ -3,7 +3,7 @@
 One forward fills a ``Trace``; panes, metrics and exports read from it and nothing re-runs the
 model for a number it already has. Ablations produce a new ``Trace``; a trace is never mutated.
 
-Contract (shared/DESIGN.md): stage names in forward order are ``embed``, ``alignn.0`` ...,
+Contract (README, 'Output contracts'): stage names in forward order are ``embed``, ``alignn.0`` ...,
 ``fusion.k`` right after ``alignn.k`` when middle fusion runs there, ``gcn.0`` ..., ``fga``.
 ``trace.npz`` holds ``stages``, ``elements``, ``tokens``, ``prediction``, ``features.<stage>``
 [N, D], ``attn.atom_to_text`` [H, N, L], ``attn.text_to_atom`` [H, L, N] and

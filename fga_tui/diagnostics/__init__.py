@@ -14,6 +14,7 @@ Modules (numpy only; none imports torch or textual, so the headless report stays
   and the engine that runs them and compares them with the model as trained.
 - :mod:`fga_tui.diagnostics.severity`: the one ordered ``Severity`` (info < warning < error).
 
-The formulas follow ``shared/reference/metrics.md``; each function documents its conventions for
+The formulas follow their papers (MAD: Chen et al. 2020; Dirichlet energy: Rusch et al. 2023;
+effective rank: Roy & Vetterli 2007); each function documents its conventions for
 degenerate inputs (one atom, identical atoms, one valid token). Nothing here returns NaN.
 """

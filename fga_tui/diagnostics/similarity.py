@@ -1,7 +1,8 @@
 """How similar the atoms of one structure are at one stage: correlation, over-smoothing, rank.
 
 Every function takes ``X`` float [N, D], the node features of one structure at one stage (rows =
-atoms), and works in float64. Formulas: ``shared/reference/metrics.md``. Conventions that matter:
+atoms), and works in float64. Formulas: MAD (Chen et al., AAAI 2020), Dirichlet energy (Rusch
+et al. 2023), effective rank (Roy & Vetterli 2007). Conventions that matter:
 
 - *Raw* correlation (``np.corrcoef`` between rows over D) is shown because the original print did
   it, but a large shared mean vector drives it to ~1; the *centred* versions first subtract the mean
@@ -539,7 +540,7 @@ def json_float(value: float | None) -> float | None:
 class StageMetrics:
     """All similarity numbers for one stage of one structure.
 
-    The contract fields (shared/DESIGN.md ``stages`` entries) are means over all distinct pairs
+    The contract fields (the report's ``stages`` entries, README) are means over all distinct pairs
     i < j and are always floats. Extras: ``cross_orbit_*`` are means over pairs in different
     orbits (None with a single orbit); ``within_orbit_max_dev`` is the largest elementwise
     |x_i - x_j| inside any orbit (None when no orbit has two atoms; ~0 is the expected symmetry);

@@ -1,4 +1,4 @@
-"""Precomputed text-encoder states: the ``.npz`` contract of shared/DESIGN.md.
+"""Precomputed text-encoder states: the ``.npz`` contract (README, 'Input formats').
 
 An archive holds ``tokens`` (str [L]), ``embeddings`` (float [L, D], the encoder's last hidden
 state) and optionally ``mask`` ([L], 1 = real token; default all ones). Other arrays (for example

@@ -91,7 +91,7 @@ class ModelConfig:
         return self.multimodal
 
     def stage_names(self) -> list[str]:
-        """Stage names in forward order (the public contract of shared/DESIGN.md)."""
+        """Stage names in forward order (a public contract: README, 'Output contracts')."""
         names = ["embed"]
         fusion = set(self.fusion_indices)
         for k in range(self.alignn_layers):

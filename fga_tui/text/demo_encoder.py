@@ -201,7 +201,7 @@ class DemoTextEncoder:
 
 
 def save_token_states(states: TokenStates, path: str | Path) -> Path:
-    """Write token states as the ``.npz`` of shared/DESIGN.md (tokens, embeddings, mask)."""
+    """Write token states as the token ``.npz`` contract (README: tokens, embeddings, mask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
