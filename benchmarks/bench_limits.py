@@ -7,8 +7,8 @@ computed in the same run on the same data (or, for the UI, as absolute ms agains
 - stage metrics at 500 atoms vs one float64 Gram matrix of the same features (the work's
   floor): a per-pair Python loop would show as a ratio in the hundreds;
 - validating a 1000-atom structure (the overlap check) vs building its crystal graph;
-- refusing a 5000-atom sample (--max-atoms) vs parsing its JSON: the refusal must not build
-  anything first;
+- refusing a sample one atom over --max-atoms (default 5,000) vs parsing its JSON: the refusal
+  must not build anything first;
 - the TUI quitting while a trace blocks (the worker is abandoned, not joined);
 - ``examples/train_demo.py --quick`` end to end (skipped with ``--quick``).
 
@@ -86,17 +86,20 @@ def refusal_row(repeats: int) -> dict[str, Any]:
     from typer.testing import CliRunner
 
     from fga_tui.cli import app
+    from fga_tui.io.errors import MAX_ATOMS
 
     fixtures = ROOT / "tests" / "fixtures"
     row = json.loads((fixtures / "nacl.json").read_text())
     n = 18
-    frac = [[i / n, j / n, k / n] for i in range(n) for j in range(n) for k in range(n)][:5000]
+    frac = [[i / n, j / n, k / n] for i in range(n) for j in range(n) for k in range(n)][
+        : MAX_ATOMS + 1
+    ]
     side = 4.0 * n
     row["atoms"] = dict(
         row["atoms"],
         lattice_mat=[[side, 0, 0], [0, side, 0], [0, 0, side]],
         coords=frac,
-        elements=["Na"] * 5000,
+        elements=["Na"] * (MAX_ATOMS + 1),
     )
     with tempfile.TemporaryDirectory() as tmp:
         huge = Path(tmp) / "huge.json"
@@ -111,7 +114,7 @@ def refusal_row(repeats: int) -> dict[str, Any]:
         refused, parsed = interleaved_ms(
             [refuse, lambda: json.loads(huge.read_text())], repeats, warmup=1, clock="wall"
         )
-    return _row("refuse a 5000-atom sample / parse its JSON", refused, parsed, 100.0)
+    return _row(f"refuse a {MAX_ATOMS + 1}-atom sample / parse its JSON", refused, parsed, 100.0)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
