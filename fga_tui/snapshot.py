@@ -60,8 +60,6 @@ def write_snapshot(
         raise InputError(
             base, f"cannot create the snapshot directory: {exc.strerror or exc}"
         ) from exc
-    if not base.is_dir():
-        raise InputError(base, "is not a directory")
     remove_stale(base, ".snapshot-*")  # left by killed exports (their process is gone)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".snapshot-{os.getpid()}-", dir=base))

@@ -153,10 +153,16 @@ def mean_pairwise_jsd(
 
 
 def _mean_jsd(J: np.ndarray, pairs: PairSelection, orbits: Orbits | None) -> float | None:
+    if pairs == "all":
+        return _mean_all_jsd(J)
     sel = pair_mask(J.shape[0], pairs, orbits)
-    if not sel.any():
-        return 0.0 if pairs == "all" else None
-    return float(J[sel].mean())
+    return float(J[sel].mean()) if sel.any() else None
+
+
+def _mean_all_jsd(J: np.ndarray) -> float:
+    """Mean over every pair i < j; 0.0 for one atom (it differs from nobody)."""
+    n = J.shape[0]
+    return float(J[np.triu_indices(n, 1)].mean()) if n > 1 else 0.0
 
 
 def top_tokens(A_avg: Any, mask: Any = None) -> np.ndarray:
@@ -268,8 +274,7 @@ def jsd_means(
     n = P.shape[0]
     if n <= EXACT_MAX_ATOMS:
         J = pairwise_jsd(P)
-        jsd = _mean_jsd(J, "all", None)
-        return (0.0 if jsd is None else jsd), _mean_jsd(J, "cross_orbit", orbits), None
+        return _mean_all_jsd(J), _mean_jsd(J, "cross_orbit", orbits), None
     orbit_list = complete_orbits(orbits, n)
     labels = orbit_labels(orbit_list, n)
     multi = len(orbit_list) > 1
