@@ -99,6 +99,56 @@ def test_identical_pairs_in_tiny_verification_chunks(monkeypatch):
     assert sim.identical_pairs(X) == whole and len(whole) == 12
 
 
+def test_identical_matrix_is_symmetric_whatever_the_row_order():
+    # np.unique sorts the rows, so (0, 1) here is the sorted pair (1, 0): both halves are read.
+    for X in ([[1.0 + 1e-7], [1.0]], [[1.0], [1.0 + 1e-7]]):
+        M = sim.identical_matrix(X)
+        assert M.dtype == bool and M.tolist() == [[True, True], [True, True]]
+    X = [[2.0], [1.0 + 1e-7], [5.0], [1.0]]
+    M = sim.identical_matrix(X)
+    assert np.array_equal(M, M.T) and sim.identical_pairs(X) == [(1, 3)]
+    assert M.sum() == 4 + 2
+
+
+def test_the_prefilter_threshold_is_sqrt_d_times_the_bound():
+    """A pair is a candidate iff its Euclidean distance is within sqrt(D) * bound (plus Gram
+    rounding): one element off by just under 4 * bound in D = 16 is a candidate (the exact check
+    then refuses it), just over is not."""
+    d, atol = 16, 1e-3
+    for factor, expected in ((0.999, 1), (1.001, 0)):
+        rows = np.zeros((2, d))
+        rows[1, 0] = factor * np.sqrt(d) * atol
+        ia, ib = sim.candidate_pairs(rows, atol=atol, rtol=0.0)
+        assert (ia.size, ib.size) == (expected, expected)
+        assert sim.identical_pairs(rows, atol=atol, rtol=0.0) == []
+    # The default bound, atol + rtol * the larger max|x| (~100.004 here): 0.0010010004.
+    bound = 1e-6 + 1e-5 * 100.004
+    for factor, expected in ((0.999, [[0], [1]]), (1.001, [[], []])):
+        rows = np.zeros((2, d))
+        rows[:, 0] = 100.0, 100.0 + factor * np.sqrt(d) * bound
+        assert [a.tolist() for a in sim.candidate_pairs(rows)] == expected
+
+
+def test_the_prefilter_lists_each_distinct_pair_once_and_far_rows_never():
+    rng = np.random.default_rng(5)
+    rows = np.unique(rng.normal(size=(40, 8)), axis=0)
+    ia, ib = sim.candidate_pairs(rows)
+    assert ia.size == 0 and ib.size == 0  # unit-scale random rows: none within 1e-5
+    near = np.vstack([rows[:3], rows[:3] + 1e-7])
+    ia, ib = sim.candidate_pairs(near)
+    assert sorted(zip(ia.tolist(), ib.tolist(), strict=True)) == [(0, 3), (1, 4), (2, 5)]
+
+
+def test_the_prefilter_keeps_pairs_lost_in_gram_cancellation():
+    """With rtol = 0 and |x| ~ 1e3, a 5e-7 difference is 5e-10 of the norm: the Gram-based
+    distance is pure rounding noise there, and only the 1e-12 * |x|² slack keeps the pairs."""
+    rng = np.random.default_rng(11)
+    base = 1e3 + rng.uniform(0.0, 1.0, size=(30, 64))
+    X = np.vstack([base, base + 5e-7])
+    pairs = sim.identical_pairs(X, atol=1e-6, rtol=0.0)
+    assert pairs == [(i, i + 30) for i in range(30)]
+
+
 # --- MAD, Dirichlet energy, ranks -----------------------------------------------------------------
 
 

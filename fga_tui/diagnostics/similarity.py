@@ -158,32 +158,44 @@ def identical_matrix(
     """bool [N, N]: rows i, j are equal elementwise within ``atol + rtol * max(|x_i|, |x_j|)``.
 
     The ``np.allclose`` test of metrics.md, made symmetric. Exactly equal rows are grouped first
-    and other pairs are only checked when their Euclidean distance allows it, so this stays fast
-    at N = 500 and under full collapse.
+    and only the ``candidate_pairs`` of the distinct rows are checked elementwise, so this stays
+    fast at N = 500 and under full collapse.
     """
     X = as_features(X)
     uniq, inverse = np.unique(X, axis=0, return_inverse=True)
     inverse = np.asarray(inverse).reshape(-1)
-    k, d = uniq.shape
-    same = np.eye(k, dtype=bool)
-    if k > 1:
-        sq = (uniq * uniq).sum(axis=1)
-        d2 = sq[:, None] + sq[None, :] - 2.0 * (uniq @ uniq.T)
-        amax = np.abs(uniq).max(axis=1)
-        bound = atol + rtol * np.maximum(amax[:, None], amax[None, :])
-        # Gram-based distances lose ~D*eps*(|a|^2+|b|^2) to cancellation; 1e-12 covers it.
-        limit = d * bound * bound + 1e-12 * (sq[:, None] + sq[None, :])
-        ia, ib = np.nonzero(np.triu(d2 <= limit, 1))
-        for start in range(0, ia.size, _VERIFY_CHUNK):
-            a = uniq[ia[start : start + _VERIFY_CHUNK]]
-            b = uniq[ib[start : start + _VERIFY_CHUNK]]
-            tol = atol + rtol * np.maximum(np.abs(a), np.abs(b))
-            ok = np.all(np.abs(a - b) <= tol, axis=1)
-            ra = ia[start : start + _VERIFY_CHUNK][ok]
-            rb = ib[start : start + _VERIFY_CHUNK][ok]
-            same[ra, rb] = True
-            same[rb, ra] = True
+    same = np.eye(uniq.shape[0], dtype=bool)
+    ia, ib = candidate_pairs(uniq, atol, rtol)
+    for start in range(0, ia.size, _VERIFY_CHUNK):
+        a = uniq[ia[start : start + _VERIFY_CHUNK]]
+        b = uniq[ib[start : start + _VERIFY_CHUNK]]
+        tol = atol + rtol * np.maximum(np.abs(a), np.abs(b))
+        ok = np.all(np.abs(a - b) <= tol, axis=1)
+        ra = ia[start : start + _VERIFY_CHUNK][ok]
+        rb = ib[start : start + _VERIFY_CHUNK][ok]
+        same[ra, rb] = True
+        same[rb, ra] = True
     return same[inverse][:, inverse]
+
+
+def candidate_pairs(
+    rows: np.ndarray, atol: float = IDENTICAL_ATOL, rtol: float = IDENTICAL_RTOL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays (ia, ib), ia < ib, of the row pairs that may be identical: a superset of
+    the identical pairs, decided in one matrix product instead of N² elementwise comparisons.
+
+    Rows equal within ``bound = atol + rtol * max(max|x_i|, max|x_j|)`` in each of the D elements
+    are within ``sqrt(D) * bound`` in Euclidean distance; the distances come from the Gram
+    matrix, which loses about ``D * eps * (|x_i|² + |x_j|²)`` to cancellation (``1e-12`` covers
+    it), so a pair is a candidate iff ``d² <= D * bound² + 1e-12 * (|x_i|² + |x_j|²)``.
+    """
+    d = rows.shape[1]
+    sq = (rows * rows).sum(axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (rows @ rows.T)
+    amax = np.abs(rows).max(axis=1)
+    bound = atol + rtol * np.maximum(amax[:, None], amax[None, :])
+    limit = d * bound * bound + 1e-12 * (sq[:, None] + sq[None, :])
+    return np.nonzero(np.triu(d2 <= limit, 1))
 
 
 def identical_pairs(
