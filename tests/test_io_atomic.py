@@ -139,3 +139,59 @@ def test_an_interrupt_right_after_the_rename_is_not_masked(tmp_path, monkeypatch
         atomic_write_bytes(tmp_path / "x.bin", b"data")
     assert (tmp_path / "x.bin").read_bytes() == b"data"
     assert _names(tmp_path) == ["x.bin"]
+
+
+# --- leftovers of killed writers ------------------------------------------------------------
+
+
+def _exited_pid() -> int:
+    """The pid of a child that has exited and been reaped: no process has it (for now)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_an_unidentified_temporary_is_stale_only_past_the_age_limit(tmp_path):
+    anonymous = tmp_path / ".x.abc.tmp"
+    anonymous.write_bytes(b"")
+    born = anonymous.lstat().st_mtime
+    assert not atomic.is_stale(anonymous, now=born + atomic.STALE_AGE_S)
+    assert atomic.is_stale(anonymous, now=born + atomic.STALE_AGE_S + 1.0)
+    mine = tmp_path / f".x.{os.getpid()}.abc.tmp"  # this process's own write in progress
+    mine.write_bytes(b"")
+    assert not atomic.is_stale(mine, now=mine.lstat().st_mtime + 1.0)
+    assert not atomic.is_stale(tmp_path / ".gone.1.abc.tmp")  # vanished meanwhile: leave it
+
+
+def test_a_temporary_of_an_exited_writer_is_stale_at_once_and_a_live_ones_is_not(tmp_path):
+    dead = tmp_path / f".x.{_exited_pid()}.abc.tmp"
+    live = tmp_path / f".x.{os.getppid()}.abc.tmp"
+    for path in (dead, live):
+        path.write_bytes(b"")
+    assert atomic.is_stale(dead, now=dead.lstat().st_mtime)
+    assert not atomic.is_stale(live, now=live.lstat().st_mtime + 1.0)
+    assert not atomic._pid_alive(0) and not atomic._pid_alive(-1)
+    assert atomic._pid_alive(os.getppid())
+    # Signalling someone else's process is refused (EPERM) without root: it is alive all the same.
+    assert as_nobody(atomic._pid_alive, os.getppid()) is True
+
+
+def test_stale_directories_are_removed_whole_and_links_are_unlinked_not_followed(tmp_path):
+    pid = _exited_pid()
+    folder = tmp_path / f".snapshot-{pid}-abc"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "trace.npz").write_bytes(b"partial")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "data").write_bytes(b"keep me")
+    link = tmp_path / f".snapshot-{pid}-lnk"
+    link.symlink_to(kept, target_is_directory=True)
+    live = tmp_path / f".snapshot-{os.getppid()}-def"
+    live.mkdir()
+    removed = atomic.remove_stale(tmp_path, ".snapshot-*")
+    assert sorted(p.name for p in removed) == sorted([folder.name, link.name])
+    assert _names(tmp_path) == sorted(["kept", live.name])
+    assert (kept / "data").read_bytes() == b"keep me"
+    assert atomic.remove_stale(tmp_path / "missing", ".snapshot-*") == []
