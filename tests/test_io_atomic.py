@@ -195,3 +195,41 @@ def test_stale_directories_are_removed_whole_and_links_are_unlinked_not_followed
     assert _names(tmp_path) == sorted(["kept", live.name])
     assert (kept / "data").read_bytes() == b"keep me"
     assert atomic.remove_stale(tmp_path / "missing", ".snapshot-*") == []
+
+
+# --- modes: what a plain open() would give, not mkstemp's 0600 -------------------------------
+
+
+@pytest.fixture
+def umask():
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o027, 0o002])
+def test_the_written_file_has_the_umask_mode_of_a_plain_write(tmp_path, umask, mask):
+    umask(mask)
+    out = atomic_write_bytes(tmp_path / "out.bin", b"x")
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    assert (
+        oct(out.stat().st_mode & 0o777) == oct(0o666 & ~mask) == oct(plain.stat().st_mode & 0o777)
+    )
+    assert (atomic.file_mode(), atomic.dir_mode()) == (0o666 & ~mask, 0o777 & ~mask)
+
+
+def test_the_umask_is_read_without_proc_too_and_left_as_it_was(umask, monkeypatch):
+    umask(0o027)
+    real_open = open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    assert atomic.current_umask() == 0o027
+    assert atomic.current_umask() == 0o027  # the fallback put the mask back

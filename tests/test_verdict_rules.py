@@ -26,6 +26,7 @@ from fga_tui.diagnostics.rules import (
     shared_query_dominates,
     smoothing_trend,
     symmetry_equivalent,
+    symptom,
 )
 from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
 from fga_tui.diagnostics.severity import Severity
@@ -108,6 +109,15 @@ def test_non_finite_numbers_give_verdicts_and_strict_json():
     e = ev(separation=profile(GCN, [1.0, nan, nan, 0.5, 0.5, nan]), shared_fraction=nan)
     for v in decide(e) + decide(alike(closest_group_jsd=nan, attention_jsd=nan)):
         json.dumps(v.to_json(), allow_nan=False)
+
+
+def test_the_symptom_cannot_be_asked_without_the_attention():
+    # Numbers that would read as the symptom are ignored once there is no FGA block.
+    assert symptom(ev(has_fga=False, closest_group_jsd=0.0, same_word_pair_count=3)) is None
+    assert symptom(ev(closest_group_jsd=0.0)) is True
+    assert symptom(ev(closest_group_jsd=None, same_word_pair_count=3)) is None
+    assert symptom(ev(closest_group_jsd=DISTINCT_JSD_BITS)) is False
+    assert symptom(ev(closest_group_jsd=DISTINCT_JSD_BITS, same_word_pair_count=1)) is True
 
 
 # --- SYMMETRY_EQUIVALENT -----------------------------------------------------------------------
