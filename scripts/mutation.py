@@ -100,6 +100,7 @@ GROUPS: dict[str, Group] = {
             "tests/test_verdict_rules.py",
             "tests/test_verdict_baseline.py",
             "tests/test_verdict_rule_edges.py",
+            "tests/test_verdict_words.py",
         ),
         METRIC_GOAL,
     ),
