@@ -115,12 +115,20 @@ GROUPS: dict[str, Group] = {
     ),
     "attention": Group(
         ("fga_tui/diagnostics/attention.py",),
-        ("tests/test_diag_attention.py", "tests/test_diag_attention_units.py"),
+        (
+            "tests/test_diag_attention.py",
+            "tests/test_diag_attention_units.py",
+            "tests/test_diag_scale.py",
+        ),
         METRIC_GOAL,
     ),
     "similarity": Group(
         ("fga_tui/diagnostics/similarity.py",),
-        ("tests/test_diag_similarity.py", "tests/test_diag_similarity_units.py"),
+        (
+            "tests/test_diag_similarity.py",
+            "tests/test_diag_similarity_units.py",
+            "tests/test_diag_scale.py",
+        ),
         METRIC_GOAL,
     ),
     "words": Group(

@@ -148,3 +148,15 @@ def test_block_means_from_group_sums_equal_those_of_the_full_matrix(mode):
     expected = sim.block_mean(func(X), groups)
     got = sim.block_mean_embedded(sim.similarity_embedding(X, mode), groups)
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_mad_keeps_atoms_whose_distances_are_all_below_the_zero_tolerance_out_only():
+    """Atom 0 is within the zero tolerance of both others, which are not of each other (twice
+    the angle): atom 0 drops out of the mean, the others still count, on both paths."""
+    theta = np.arccos(1 - 0.9 * sim.MAD_ZERO_TOL)
+    X = np.array([[1.0, 0.0], [np.cos(theta), np.sin(theta)], [np.cos(theta), -np.sin(theta)]])
+    expected = 1 - np.cos(2 * theta)  # ~3.6e-10: atoms 1 and 2 each have one nonzero distance
+    small = sim.stage_metrics("s", X, [], [])
+    large = sim.large_stage_metrics("s", X, [], [], [[0], [1], [2]])
+    assert small.mad == pytest.approx(expected, rel=1e-3)
+    assert large.mad == pytest.approx(expected, rel=1e-3)
