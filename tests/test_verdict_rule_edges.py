@@ -4,12 +4,15 @@ qualify, and how NO_GRADIENT_PATH lists its modules."""
 
 from __future__ import annotations
 
+import pytest
 from test_verdict_rules import audit, chain, ev, one, profile
 
 from fga_tui.diagnostics.audit import Finding
 from fga_tui.diagnostics.rules import (
+    _loss,
     attention_untrained,
     fga_missing,
+    fusion_loss,
     intervened_stages,
     no_gradient_path,
     oversmoothing,
@@ -154,3 +157,48 @@ def test_symmetry_equivalent_messages_for_orbits_one_element_and_a_broken_symmet
     )
     assert broken.evidence["within_orbit_max_dev"] == 0.0312
     assert broken.evidence["graph_breaks_symmetry"] == [{"atoms": [0, 1], "in_degree": [12, 14]}]
+
+
+# --- losses count up to the stage the attention reads, never after it --------------------------
+
+STAGES = ("embed", "alignn.0", "fusion.0", "alignn.1", "fusion.1", "gcn.0", "fga")
+
+
+def staged(values, fga_input_stage="alignn.1", **kw):
+    sep = dict(zip(STAGES[:-1], values, strict=True))
+    return ev(stages=STAGES, separation=sep, fga_input_stage=fga_input_stage, **kw)
+
+
+def test_fusion_loss_counts_fusion_stages_up_to_the_attention_input_only():
+    # fusion.0 keeps 0.8 of alignn.0's 0.9; fusion.1 (after the input alignn.1) keeps 0.1.
+    loss = fusion_loss(staged([1.0, 0.9, 0.72, 0.72, 0.072, 0.072]))
+    assert loss is not None
+    assert (loss.stage, loss.before, loss.after) == ("fusion.0", 0.9, 0.72)
+    assert loss.keep == pytest.approx(0.8) and loss.ratios == {"fusion.0": pytest.approx(0.8)}
+    # Read from gcn.0, both fusion stages count and fusion.1 is the worst.
+    loss = fusion_loss(staged([1.0, 0.9, 0.72, 0.72, 0.072, 0.072], "gcn.0"))
+    assert (loss.stage, loss.before, loss.after) == ("fusion.1", 0.72, 0.072)
+    assert loss.keep == pytest.approx(0.08)
+    # An input that is no feature stage: every stage counts.
+    assert (
+        fusion_loss(staged([1.0, 0.9, 0.72, 0.72, 0.072, 0.072], "elsewhere")).stage == "fusion.1"
+    )
+
+
+def test_fusion_stages_that_keep_or_gain_separation_lose_nothing():
+    assert fusion_loss(staged([1.0, 0.9, 0.9, 0.9, 0.9, 0.9], "gcn.0")) is None  # ratio 1.0
+    assert fusion_loss(staged([1.0, 0.9, 1.35, 1.35, 1.35, 1.35], "gcn.0")) is None  # 1.5
+    loss = fusion_loss(staged([1.0, 0.9, 1.35, 1.35, 0.675, 0.675], "gcn.0"))
+    assert loss.ratios == {"fusion.0": pytest.approx(1.5), "fusion.1": pytest.approx(0.5)}
+    assert loss.keep == pytest.approx(0.5)  # the gain does not offset the loss
+
+
+def test_layer_losses_stop_at_the_attention_input_and_gains_do_not_offset_them():
+    # alignn.0 keeps 0.5; alignn.1 (the input) gains 1.5x; gcn.0, after the input, keeps 0.1.
+    e = staged([1.0, 0.5, 0.5, 0.75, 0.75, 0.075])
+    assert _loss(e, lambda s: s.startswith(("alignn.", "gcn."))) == pytest.approx(0.5)
+    e = staged([1.0, 0.5, 0.5, 0.75, 0.75, 0.075], "fusion.1")  # gcn.0 right after the input
+    assert _loss(e, lambda s: s.startswith(("alignn.", "gcn."))) == pytest.approx(0.5)
+    assert _loss(staged([1.0, 0.5, 0.5, 0.75, 0.75, 0.075], "gcn.0"), lambda s: True) == (
+        pytest.approx(1 - 0.5 * 0.1)
+    )
