@@ -5,7 +5,7 @@ qualify, and how NO_GRADIENT_PATH lists its modules."""
 from __future__ import annotations
 
 import pytest
-from test_verdict_rules import audit, chain, ev, one, profile
+from test_verdict_rules import GCN, audit, chain, ev, one, profile
 
 from fga_tui.diagnostics.audit import Finding
 from fga_tui.diagnostics.rules import (
@@ -18,6 +18,7 @@ from fga_tui.diagnostics.rules import (
     oversmoothing,
     symmetry_equivalent,
 )
+from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
 from fga_tui.diagnostics.severity import Severity
 
 
@@ -202,3 +203,14 @@ def test_layer_losses_stop_at_the_attention_input_and_gains_do_not_offset_them()
     assert _loss(staged([1.0, 0.5, 0.5, 0.75, 0.75, 0.075], "gcn.0"), lambda s: True) == (
         pytest.approx(1 - 0.5 * 0.1)
     )
+
+
+@pytest.mark.parametrize(
+    ("final", "severity"),
+    [(COLLAPSE_SEPARATION, Severity.WARNING), (0.999 * COLLAPSE_SEPARATION, Severity.ERROR)],
+)
+def test_oversmoothing_is_an_error_only_below_the_collapse_level(final, severity):
+    v = one(oversmoothing(ev(separation=profile(GCN, [1.0, 1.0, 0.1, 0.01, 0.005, final]))))
+    assert (v.severity, v.evidence["stage"]) == (severity, "gcn.3" if final < 1e-3 else "gcn.0")
+    identical = v.message.endswith("and are identical at the attention input.")
+    assert identical is (severity is Severity.ERROR)

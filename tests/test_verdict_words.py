@@ -35,6 +35,14 @@ PERSISTS = Probe(
     same_word_pairs=(("Ba_0", "Li_2"),),
     same_word_pair_count=1,
 )
+TWO_FUSIONS = ("embed", "alignn.0", "fusion.0", "alignn.1", "fusion.1", "gcn.0", "fga")
+ALIKE_FROM = Probe(
+    "fga-from=gcn.0",
+    separation_at_fga_input=0.5,
+    attention_jsd=0.01,
+    closest_group_jsd=0.01,
+    closest_groups=("Ba", "Hf"),
+)
 COLLAPSED = profile(GCN, [1.0, 0.5, 0.2, 1e-4, 1e-5, 2e-5])
 
 CASES = {
@@ -61,14 +69,23 @@ CASES = {
     ),
     "fusion": lambda: R.fusion_homogenizes(
         fusion_ev(
-            0.05, 0.05, Probe("no-fusion", separation_at_fga_input=0.9, closest_group_jsd=0.3)
+            0.05,
+            0.05,
+            Probe(
+                "no-fusion", separation_at_fga_input=0.9, attention_jsd=0.27, closest_group_jsd=0.3
+            ),
         )
     ),
     "oversmoothing": lambda: R.oversmoothing(
         gcn_ev(
             [0.67] * 4,
             probes=(
-                Probe("fga-from=alignn.0", separation_at_fga_input=0.95, closest_group_jsd=0.25),
+                Probe(
+                    "fga-from=alignn.0",
+                    separation_at_fga_input=0.95,
+                    attention_jsd=0.26,
+                    closest_group_jsd=0.25,
+                ),
             ),
         )
     ),
@@ -92,6 +109,14 @@ CASES = {
     "fusion_persists": lambda: R.fusion_homogenizes(fusion_ev(0.05, 0.05, PERSISTS)),
     "oversmoothing_collapsed": lambda: R.oversmoothing(gcn_ev([0.1, 0.1, 0.05, 0.9])),
     "shared_query_below": lambda: decide(alike(shared_fraction=0.1, closest_group_jsd=0.4))[:1],
+    "fusion_two_stages_no_probe": lambda: R.fusion_homogenizes(
+        ev(
+            stages=TWO_FUSIONS,
+            separation=dict(zip(TWO_FUSIONS[:-1], [1.0, 1.0, 0.1, 0.1, 1e-4, 1e-4], strict=True)),
+            fga_input_stage="gcn.0",
+        )
+    ),
+    "oversmoothing_probe_alike": lambda: R.oversmoothing(gcn_ev([0.67] * 4, probes=(ALIKE_FROM,))),
     "decide_blocked": lambda: decide(ev(audit=audit(A2T))),
 }
 
@@ -201,7 +226,7 @@ EXPECTED = {
                 "ablation": {
                     "no_fusion": True,
                     "separation_at_fga_input": 0.9,
-                    "attention_cross_orbit_jsd": None,
+                    "attention_cross_orbit_jsd": 0.27,
                     "symptom_persists": False,
                 },
             },
@@ -233,7 +258,7 @@ EXPECTED = {
                 },
                 "ablation": {
                     "fga_from": "alignn.0",
-                    "attention_cross_orbit_jsd": None,
+                    "attention_cross_orbit_jsd": 0.26,
                     "symptom_persists": False,
                 },
             },
@@ -472,6 +497,67 @@ EXPECTED = {
             "remedy": "Retrain: remedy 4 (attention-diversity training) "
             "(fga_tui.training) so queries use atom-specific "
             "directions.",
+        }
+    ],
+    "fusion_two_stages_no_probe": [
+        {
+            "code": "FUSION_HOMOGENIZES",
+            "severity": "error",
+            "message": "Middle fusion makes atoms alike: at fusion.1 "
+            "separation 0.1 -> 0.0001, 0.01 % kept over all "
+            "fusion stages; bypassing it restores — at gcn.0.",
+            "evidence": {
+                "stage": "fusion.1",
+                "separation_before": 0.1,
+                "separation_after": 0.0001,
+                "fusion_keep": 0.0001,
+                "fusion_ratios": {"fusion.0": 0.1, "fusion.1": 0.001},
+                "mean_gate": None,
+                "ablation": {
+                    "no_fusion": True,
+                    "separation_at_fga_input": None,
+                    "attention_cross_orbit_jsd": None,
+                    "symptom_persists": None,
+                },
+            },
+            "remedy": "Disable or weaken middle fusion: remedy 1 (no "
+            "middle fusion); check with --intervene "
+            "no-fusion.",
+        }
+    ],
+    "oversmoothing_probe_alike": [
+        {
+            "code": "OVERSMOOTHING",
+            "severity": "warning",
+            "message": "Separation shrinks at every layer from gcn.0 to "
+            "gcn.3 (1 at alignn.0 -> 0.2 at gcn.3, 20 % kept); "
+            "atoms become alike from gcn.3. Read from gcn.0, "
+            "Ba and Hf atoms attend almost alike (JSD 0.01 < "
+            "0.05 bits).",
+            "evidence": {
+                "stage": "gcn.3",
+                "decline_from": "gcn.0",
+                "peak_stage": "alignn.0",
+                "layers_keep": 0.2015,
+                "kept_at_fga_input": 0.2015,
+                "layer_ratios": {"gcn.0": 0.67, "gcn.1": 0.67, "gcn.2": 0.67, "gcn.3": 0.67},
+                "separation": {
+                    "embed": 1.0,
+                    "alignn.0": 1.0,
+                    "gcn.0": 0.67,
+                    "gcn.1": 0.4489,
+                    "gcn.2": 0.3008,
+                    "gcn.3": 0.2015,
+                },
+                "ablation": {
+                    "fga_from": "gcn.0",
+                    "attention_cross_orbit_jsd": 0.01,
+                    "symptom_persists": True,
+                },
+            },
+            "remedy": "Remedy 2 (fewer layers before the attention) "
+            "(check with --intervene fga-from=STAGE), or remedy "
+            "3 (residuals and normalisation).",
         }
     ],
     "decide_blocked": [
