@@ -43,6 +43,12 @@ ALIKE_FROM = Probe(
     closest_group_jsd=0.01,
     closest_groups=("Ba", "Hf"),
 )
+READS_ALIKE = Probe(
+    "fga-from=alignn.0",
+    same_word_pairs=(("Ba_0", "Li_2"),),
+    same_word_pair_count=1,
+    closest_group_jsd=0.3,
+)
 COLLAPSED = profile(GCN, [1.0, 0.5, 0.2, 1e-4, 1e-5, 2e-5])
 
 CASES = {
@@ -117,6 +123,16 @@ CASES = {
         )
     ),
     "oversmoothing_probe_alike": lambda: R.oversmoothing(gcn_ev([0.67] * 4, probes=(ALIKE_FROM,))),
+    "symptom_no_lead": lambda: R.healthy(
+        alike(shared_fraction=None, separation=profile(GCN, [1.0] * 6))
+    ),
+    "symptom_smoothing_excluded": lambda: R.healthy(
+        alike(
+            shared_fraction=0.3,
+            separation=profile(GCN, [1.0, *chain(1.0, [0.8] * 4)]),
+            probes=(READS_ALIKE,),
+        )
+    ),
     "decide_blocked": lambda: decide(ev(audit=audit(A2T))),
 }
 
@@ -558,6 +574,62 @@ EXPECTED = {
             "remedy": "Remedy 2 (fewer layers before the attention) "
             "(check with --intervene fga-from=STAGE), or remedy "
             "3 (residuals and normalisation).",
+        }
+    ],
+    "symptom_no_lead": [
+        {
+            "code": "SHARED_QUERY_DOMINATES",
+            "severity": "warning",
+            "message": "Atoms of different elements read the same top words (Ba_0 = "
+            "Li_2), but no cause reaches its threshold (shared query "
+            "part — of the logit variance; layers remove 0 % of the "
+            "separation; fusion removes 0 %). Filed under "
+            "SHARED_QUERY_DOMINATES, the largest contributor: with no "
+            "other lead, the attention is where distinct atoms come to "
+            "read alike.",
+            "evidence": {
+                "stage": "fga",
+                "below_threshold": True,
+                "contributions": {"shared_query": None, "smoothing": 0.0, "fusion": 0.0},
+                "excluded_by_probe": [],
+                "attention_cross_orbit_jsd": 0.3,
+                "separation_at_fga_input": 1.0,
+                "same_top_word_pairs": [["Ba_0", "Li_2"]],
+                "same_top_word_pair_count": 1,
+                "closest_groups": ["Ba", "Li"],
+                "closest_group_jsd": 0.2,
+            },
+            "remedy": "Retrain: remedy 4 (attention-diversity training) "
+            "(fga_tui.training) so queries use atom-specific "
+            "directions.",
+        }
+    ],
+    "symptom_smoothing_excluded": [
+        {
+            "code": "SHARED_QUERY_DOMINATES",
+            "severity": "warning",
+            "message": "Atoms of different elements read the same top "
+            "words (Ba_0 = Li_2), but no cause reaches its "
+            "threshold (shared query part 30 % of the logit "
+            "variance; layers remove 59 % of the separation "
+            "(but with fga-from=alignn.0 atoms still read "
+            "alike); fusion removes 0 %). Filed under "
+            "SHARED_QUERY_DOMINATES, the largest contributor.",
+            "evidence": {
+                "stage": "fga",
+                "below_threshold": True,
+                "contributions": {"shared_query": 0.3, "smoothing": 0.5904, "fusion": 0.0},
+                "excluded_by_probe": ["smoothing"],
+                "attention_cross_orbit_jsd": 0.3,
+                "separation_at_fga_input": 0.4096,
+                "same_top_word_pairs": [["Ba_0", "Li_2"]],
+                "same_top_word_pair_count": 1,
+                "closest_groups": ["Ba", "Li"],
+                "closest_group_jsd": 0.2,
+            },
+            "remedy": "Retrain: remedy 4 (attention-diversity training) "
+            "(fga_tui.training) so queries use atom-specific "
+            "directions.",
         }
     ],
     "decide_blocked": [
