@@ -10,12 +10,15 @@ from test_verdict_rules import GCN, audit, chain, ev, one, profile
 from fga_tui.diagnostics.audit import Finding
 from fga_tui.diagnostics.rules import (
     _loss,
+    _ratio,
     attention_untrained,
     fga_missing,
     fusion_loss,
     intervened_stages,
     no_gradient_path,
     oversmoothing,
+    shared_query_dominates,
+    smoothing_trend,
     symmetry_equivalent,
 )
 from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
@@ -214,3 +217,91 @@ def test_oversmoothing_is_an_error_only_below_the_collapse_level(final, severity
     assert (v.severity, v.evidence["stage"]) == (severity, "gcn.3" if final < 1e-3 else "gcn.0")
     identical = v.message.endswith("and are identical at the attention input.")
     assert identical is (severity is Severity.ERROR)
+
+
+def test_a_ratio_needs_both_separations_and_an_input_at_or_above_the_collapse_level():
+    e = ev(separation=profile(GCN, [1.0, COLLAPSE_SEPARATION, 5e-4, None, 0.5, 0.25]))
+    assert _ratio(e, "embed") is None  # nothing before the first stage
+    assert _ratio(e, "gcn.0") == 0.5  # its input sits exactly at the collapse level: counted
+    assert _ratio(e, "gcn.1") is None  # its own separation is unknown
+    assert _ratio(e, "gcn.2") is None  # its input's is unknown
+    assert _ratio(e, "gcn.3") == 0.5
+    below = ev(separation=profile(GCN, [1.0, 0.999 * COLLAPSE_SEPARATION, 5e-4, 1, 1, 1]))
+    assert _ratio(below, "gcn.0") is None  # below the collapse level: float noise
+
+
+def test_an_attention_input_that_is_no_feature_stage_has_no_trend_and_all_losses_count():
+    e = ev(fga_input_stage="elsewhere", separation=profile(GCN, [1.0, 0.5, 0.25, 0.1, 0.05, 0.02]))
+    assert smoothing_trend(e) is None
+    assert _loss(e, lambda s: s.startswith("gcn.")) == pytest.approx(1 - 0.02 / 0.5)
+
+
+def test_a_trend_stops_at_the_attention_input():
+    e = ev(fga_input_stage="gcn.1", separation=profile(GCN, [1.0, 1.0, 0.5, 0.2, 0.02, 0.002]))
+    trend = smoothing_trend(e)
+    assert (trend.layers, trend.start, trend.stage) == (("gcn.0", "gcn.1"), "alignn.0", "gcn.1")
+
+
+CUSTOM = ("embed", "gcn.0", "gcn.1", "fusion.0", "fga")
+
+
+@pytest.mark.parametrize(
+    ("values", "trend"),
+    [
+        ([1.0, 0.5, 0.25, 0.2], False),  # the layers keep exactly TREND_KEEP: not less
+        ([1.0, 0.5, 0.2, 0.2], True),
+        ([1.0, 0.5, 0.1, 0.25], False),  # fusion restores exactly TREND_KEEP by the input
+        ([1.0, 0.5, 0.1, 0.24], True),
+    ],
+)
+def test_trend_keep_is_strict_for_the_layers_and_for_the_input(values, trend):
+    sep = dict(zip(CUSTOM[:-1], values, strict=True))
+    e = ev(stages=CUSTOM, separation=sep, fga_input_stage="fusion.0")
+    assert (smoothing_trend(e) is not None) is trend
+
+
+def test_a_run_that_does_not_qualify_does_not_hide_a_later_one():
+    stages = ("embed", "alignn.0", "alignn.1", "gcn.0", "gcn.1", "gcn.2", "fga")
+    values = [1.0, 0.8, 0.64, 1.0, 0.4, 0.16]  # run 1 keeps 64 %; gcn.0 recovers; run 2 16 %
+    e = ev(
+        stages=stages,
+        separation=dict(zip(stages[:-1], values, strict=True)),
+        fga_input_stage="gcn.2",
+    )
+    trend = smoothing_trend(e)
+    assert (trend.layers, trend.start) == (("gcn.1", "gcn.2"), "gcn.0")
+
+
+def test_equal_declines_go_to_the_earliest():
+    stages = ("embed", "alignn.0", "alignn.1", "gcn.0", "gcn.1", "gcn.2", "fga")
+    values = [1.0, 0.5, 0.125, 1.0, 0.5, 0.125]  # both runs keep exactly 1/8
+    e = ev(
+        stages=stages,
+        separation=dict(zip(stages[:-1], values, strict=True)),
+        fga_input_stage="gcn.2",
+    )
+    assert smoothing_trend(e).layers == ("alignn.0", "alignn.1")
+
+
+def test_an_unmeasured_stage_in_a_collapsed_tail_counts_as_collapsed():
+    e = ev(separation=profile(GCN, [1.0, 1.0, 0.1, 0.01, None, 1e-4]))
+    assert smoothing_trend(e).stage == "gcn.2"
+
+
+@pytest.mark.parametrize("final", [COLLAPSE_SEPARATION, 0.5])
+def test_shared_query_names_the_separation_when_it_is_at_or_above_the_collapse_level(final):
+    e = ev(
+        separation=profile(GCN, [1.0, 1.0, 1.0, 1.0, 1.0, final]),
+        same_word_pairs=[("Ba_0", "Li_2")],
+        same_word_pair_count=1,
+        shared_fraction=0.9,
+    )
+    v = one(shared_query_dominates(e))
+    assert v.message.startswith(f"Atoms differ at gcn.3 (separation {final:.2g}) but ")
+
+
+@pytest.mark.parametrize(("atoms", "fires"), [(1, False), (2, True)])
+def test_one_element_needs_two_atoms_to_be_worth_saying(atoms, fires):
+    labels = tuple(f"Si_{i}" for i in range(atoms))
+    e = ev(num_atoms=atoms, labels=labels, orbits=[[i] for i in range(atoms)], group_names=("Si",))
+    assert bool(symmetry_equivalent(e)) is fires

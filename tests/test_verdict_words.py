@@ -49,6 +49,7 @@ READS_ALIKE = Probe(
     same_word_pair_count=1,
     closest_group_jsd=0.3,
 )
+THREE_FUSIONS = ("embed", "alignn.0", "fusion.0", "fusion.1", "fusion.2", "alignn.1", "fga")
 COLLAPSED = profile(GCN, [1.0, 0.5, 0.2, 1e-4, 1e-5, 2e-5])
 
 CASES = {
@@ -131,6 +132,44 @@ CASES = {
             shared_fraction=0.3,
             separation=profile(GCN, [1.0, *chain(1.0, [0.8] * 4)]),
             probes=(READS_ALIKE,),
+        )
+    ),
+    "shared_query_more_pairs": lambda: R.shared_query_dominates(
+        alike(
+            same_word_pairs=[
+                ("Ba_0", "Li_2"),
+                ("Ba_0", "Hf_1"),
+                ("Hf_1", "Li_2"),
+                ("Li_2", "Ba_0"),
+            ],
+            same_word_pair_count=4,
+        )
+    ),
+    "symptom_by_attention_unnamed": lambda: R.healthy(
+        ev(closest_groups=None, closest_group_jsd=0.01, shared_fraction=0.2)
+    ),
+    "healthy_unmeasured": lambda: R.healthy(
+        ev(closest_groups=None, attention_jsd=None, separation=profile(GCN, [1.0] * 5 + [None]))
+    ),
+    "feature_collapse_two_specs": lambda: R.feature_collapse(
+        ev(separation=COLLAPSED, intervention=("mean-ablate=gcn.1", "patch=gcn.1:Hf_1<-Ba_0"))
+    ),
+    "symmetry_two_broken": lambda: R.symmetry_equivalent(
+        ev(
+            labels=("Ba_0", "Ba_1", "Li_2", "Li_3"),
+            orbits=[[0, 1], [2, 3]],
+            group_names=("Ba", "Li"),
+            num_atoms=4,
+            broken_orbits=[([0, 1], [19, 20]), ([2, 3], [12, 14])],
+        )
+    ),
+    "fusion_one_of_three_loses": lambda: R.fusion_homogenizes(
+        ev(
+            stages=THREE_FUSIONS,
+            separation=dict(
+                zip(THREE_FUSIONS[:-1], [1.0, 1.0, 1.0, 1.5, 1.5e-4, 1.5e-4], strict=True)
+            ),
+            fga_input_stage="alignn.1",
         )
     ),
     "decide_blocked": lambda: decide(ev(audit=audit(A2T))),
@@ -630,6 +669,153 @@ EXPECTED = {
             "remedy": "Retrain: remedy 4 (attention-diversity training) "
             "(fga_tui.training) so queries use atom-specific "
             "directions.",
+        }
+    ],
+    "shared_query_more_pairs": [
+        {
+            "code": "SHARED_QUERY_DOMINATES",
+            "severity": "error",
+            "message": "Atoms differ at gcn.3 (separation 0.9) but atoms of "
+            "different elements read the same top words (Ba_0 = "
+            "Li_2, Ba_0 = Hf_1, Hf_1 = Li_2, +1 more): the query "
+            "part shared by all atoms carries 90% of the logit "
+            "variance.",
+            "evidence": {
+                "stage": "fga",
+                "shared_fraction": 0.9,
+                "attention_cross_orbit_jsd": 0.3,
+                "separation_at_fga_input": 0.9,
+                "same_top_word_pairs": [
+                    ["Ba_0", "Li_2"],
+                    ["Ba_0", "Hf_1"],
+                    ["Hf_1", "Li_2"],
+                    ["Li_2", "Ba_0"],
+                ],
+                "same_top_word_pair_count": 4,
+                "closest_groups": ["Ba", "Li"],
+                "closest_group_jsd": 0.2,
+            },
+            "remedy": "Retrain: remedy 4 (attention-diversity training) "
+            "(fga_tui.training) so queries use atom-specific "
+            "directions.",
+        }
+    ],
+    "symptom_by_attention_unnamed": [
+        {
+            "code": "SHARED_QUERY_DOMINATES",
+            "severity": "warning",
+            "message": "Two elements atoms attend almost alike (JSD "
+            "0.01 < 0.05 bits), but no cause reaches its "
+            "threshold (shared query part 20 % of the logit "
+            "variance; layers remove 10 % of the "
+            "separation; fusion removes 0 %). Filed under "
+            "SHARED_QUERY_DOMINATES, the largest "
+            "contributor.",
+            "evidence": {
+                "stage": "fga",
+                "below_threshold": True,
+                "contributions": {"shared_query": 0.2, "smoothing": 0.1, "fusion": 0.0},
+                "excluded_by_probe": [],
+                "attention_cross_orbit_jsd": 0.3,
+                "separation_at_fga_input": 0.9,
+                "same_top_word_pairs": [],
+                "same_top_word_pair_count": 0,
+                "closest_groups": None,
+                "closest_group_jsd": 0.01,
+            },
+            "remedy": "Retrain: remedy 4 (attention-diversity "
+            "training) (fga_tui.training) so queries use "
+            "atom-specific directions.",
+        }
+    ],
+    "healthy_unmeasured": [
+        {
+            "code": "HEALTHY",
+            "severity": "info",
+            "message": "Atoms of different elements read different words and "
+            "attend differently (closest: two elements, JSD 0.2 >= "
+            "0.05 bits; cross-orbit mean 0); their features stay "
+            "distinct (separation 0 at gcn.3).",
+            "evidence": {
+                "stage": "fga",
+                "attention_cross_orbit_jsd": None,
+                "closest_groups": [],
+                "closest_group_jsd": 0.2,
+                "separation_at_fga_input": None,
+                "special_token_atoms": [],
+            },
+        }
+    ],
+    "feature_collapse_two_specs": [
+        {
+            "code": "FEATURE_COLLAPSE",
+            "severity": "error",
+            "message": "Atoms of different elements (so of different "
+            "symmetry orbits) have identical features from "
+            "gcn.1 on (separation 0.0001 < 0.001). The "
+            "intervention mean-ablate=gcn.1, "
+            "patch=gcn.1:Hf_1<-Ba_0 sets these features.",
+            "evidence": {
+                "stage": "gcn.1",
+                "set_by_intervention": ["mean-ablate=gcn.1", "patch=gcn.1:Hf_1<-Ba_0"],
+                "separation": {
+                    "embed": 1.0,
+                    "alignn.0": 0.5,
+                    "gcn.0": 0.2,
+                    "gcn.1": 0.0001,
+                    "gcn.2": 1e-05,
+                    "gcn.3": 2e-05,
+                },
+            },
+            "remedy": "Find the stage where separation drops; see the cause verdict.",
+        }
+    ],
+    "symmetry_two_broken": [
+        {
+            "code": "SYMMETRY_EQUIVALENT",
+            "severity": "info",
+            "message": "{Ba_0, Ba_1}; {Li_2, Li_3} are symmetry-equivalent: "
+            "identical features and top words within each group are "
+            "expected, not a collapse. But the crystal graph breaks "
+            "this symmetry (Ba_0, Ba_1 have 19/20; Li_2, Li_3 have "
+            "12/14 bonds: upstream's k-nearest rule cuts a tie shell "
+            "by exact float comparison), so their features differ by "
+            "up to 0.",
+            "evidence": {
+                "orbits": [[0, 1], [2, 3]],
+                "input_groups": ["Ba", "Li"],
+                "within_orbit_max_dev": None,
+                "graph_breaks_symmetry": [
+                    {"atoms": [0, 1], "in_degree": [19, 20]},
+                    {"atoms": [2, 3], "in_degree": [12, 14]},
+                ],
+            },
+        }
+    ],
+    "fusion_one_of_three_loses": [
+        {
+            "code": "FUSION_HOMOGENIZES",
+            "severity": "error",
+            "message": "Middle fusion makes atoms alike: at fusion.2 "
+            "separation 1.5 -> 0.00015; bypassing it restores "
+            "— at alignn.1.",
+            "evidence": {
+                "stage": "fusion.2",
+                "separation_before": 1.5,
+                "separation_after": 0.00015,
+                "fusion_keep": 0.0001,
+                "fusion_ratios": {"fusion.0": 1.0, "fusion.1": 1.5, "fusion.2": 0.0001},
+                "mean_gate": None,
+                "ablation": {
+                    "no_fusion": True,
+                    "separation_at_fga_input": None,
+                    "attention_cross_orbit_jsd": None,
+                    "symptom_persists": None,
+                },
+            },
+            "remedy": "Disable or weaken middle fusion: remedy 1 (no "
+            "middle fusion); check with --intervene "
+            "no-fusion.",
         }
     ],
     "decide_blocked": [
