@@ -160,3 +160,113 @@ def test_mad_keeps_atoms_whose_distances_are_all_below_the_zero_tolerance_out_on
     large = sim.large_stage_metrics("s", X, [], [], [[0], [1], [2]])
     assert small.mad == pytest.approx(expected, rel=1e-3)
     assert large.mad == pytest.approx(expected, rel=1e-3)
+
+
+# --- the embedding behind block means: every degenerate-row rule of the dense matrices ------
+
+
+def _degenerate_rows(mode: str) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    u, w = rng.standard_normal(4), rng.standard_normal(4)
+    if mode == "raw":  # constant rows read 1 with equal constants, 0 with other rows; in
+        # floats, the mean of three 0.1 is above 0.1 and that of three 0.7 below 0.7
+        c = [np.full(3, v) for v in (0.1, 0.1, 0.7, 5.0, 5.5)]
+        return np.stack([u[:3], c[0], w[:3], c[1], c[2], c[3], c[4]])
+    if mode == "centred":  # rows that differ from the mean atom by a constant shift
+        return np.stack([u, -u, np.ones(4), np.ones(4), np.full(4, 3.0), w, -w])
+    return np.vstack([rng.standard_normal((4, 3)), np.zeros((2, 3))])  # zero rows past index D
+
+
+@pytest.mark.parametrize("mode", ["raw", "centred", "cosine"])
+def test_the_embedding_reproduces_each_matrix_with_its_degenerate_rows(mode):
+    X = _degenerate_rows(mode)
+    dense = {
+        "raw": sim.raw_correlation,
+        "centred": sim.centered_correlation,
+        "cosine": sim.cosine_matrix,
+    }[mode](X)
+    V = sim.similarity_embedding(X, mode)
+    np.testing.assert_allclose(np.clip(V @ V.T, -1.0, 1.0), dense, atol=1e-12)
+    assert np.isin(dense, [0.0, 1.0]).sum() > X.shape[0]  # the degenerate rules were exercised
+
+
+def test_the_embedding_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="mode must be raw, centred or cosine, not 'pearson'"):
+        sim.similarity_embedding(np.eye(2), "pearson")
+
+
+def test_degenerate_classes_follow_their_keys_in_any_order():
+    # Constant rows 3, 1, 3, 2 (unsorted): three classes, rows 0 and 2 together.
+    X = np.array([[3.0, 3.0], [1.0, 1.0], [3.0, 3.0], [2.0, 2.0], [1.0, 2.0]])
+    V = sim.similarity_embedding(X, "raw")
+    np.testing.assert_allclose(V @ V.T, sim.raw_correlation(X), atol=1e-12)
+
+
+# --- which rows stand for a large cell ----------------------------------------------------------
+
+
+def test_rows_are_exact_up_to_the_limit_then_orbit_representatives_then_a_sample():
+    X = np.repeat(np.arange(3.0)[:, None], 2, axis=0)  # three orbits of two identical atoms
+    orbits = [[0, 1], [2, 3], [4, 5]]
+    exact = sim.select_rows(X, orbits, exact_max=6)
+    assert (exact.method, exact.indices.tolist(), exact.orbit.tolist()) == (
+        "exact",
+        [0, 1, 2, 3, 4, 5],
+        [0, 0, 1, 1, 2, 2],
+    )
+    reps = sim.select_rows(X, orbits, exact_max=3)  # 6 atoms > 3, but 3 orbits <= 3
+    assert (reps.method, reps.indices.tolist(), reps.weights.tolist()) == (
+        "orbits",
+        [0, 2, 4],
+        [2.0, 2.0, 2.0],
+    )
+    sampled = sim.select_rows(X, orbits, exact_max=2, sample=4)  # 3 orbits > 2
+    assert sampled.method == "sampled" and sampled.indices.size == 4
+    assert sampled.orbit.tolist() == [i // 2 for i in sampled.indices.tolist()]
+
+
+def test_orbit_representatives_need_identical_atoms_with_the_callers_tolerances():
+    X = np.array([[1.0], [1.05], [2.0], [2.0]])  # orbit 0's atoms differ by 0.05
+    orbits = [[0, 1], [2, 3]]
+    assert sim.select_rows(X, orbits, exact_max=2).method == "sampled"
+    assert sim.select_rows(X, orbits, exact_max=2, atol=0.1, rtol=0.0).method == "orbits"
+    assert sim.select_rows(X, orbits, exact_max=2, atol=0.0, rtol=0.03).method == "orbits"
+
+
+def test_orbits_identical_tolerance_scales_with_the_largest_value_and_is_inclusive():
+    assert sim.orbits_identical(np.array([[0.0], [0.5]]), [[0, 1]], atol=0.5, rtol=0.0)
+    assert not sim.orbits_identical(np.array([[0.0], [0.5001]]), [[0, 1]], atol=0.5, rtol=0.0)
+    big = np.array([[100.0], [100.0005]])  # 1e-6 + 1e-5 * 100.0005 = 0.001001
+    assert sim.orbits_identical(big, [[0, 1]])
+    small = np.array([[0.01], [0.010005]])  # 5e-6 > 1e-6 + 1e-5 * 0.01
+    assert not sim.orbits_identical(small, [[0, 1]])
+    assert sim.orbits_identical(small, [[0], [1]])  # singletons agree with themselves
+
+
+def test_row_mean_standard_error_by_hand():
+    M = np.array(
+        [
+            [1.0, 0.2, 0.4, 0.0],
+            [0.2, 1.0, 0.9, 0.0],
+            [0.4, 0.9, 1.0, 0.5],
+            [0.0, 0.0, 0.5, 1.0],
+        ]
+    )
+    W = np.zeros((4, 4))
+    W[0, 1] = W[0, 2] = W[1, 2] = 1.0  # a triangle; atom 3 pairs with nobody
+    means = np.array([(0.2 + 0.4) / 2, (0.2 + 0.9) / 2, (0.4 + 0.9) / 2])
+    expected = 2.0 * means.std(ddof=1) / np.sqrt(3)
+    assert sim._row_mean_stderr(M, W) == pytest.approx(expected, rel=1e-12)
+    W[2, 3] = 1.0  # atom 3: one pair (weight 1) now counts
+    means = np.array([(0.2 + 0.4) / 2, (0.2 + 0.9) / 2, (0.4 + 0.9 + 0.5) / 3, 0.5])
+    assert sim._row_mean_stderr(M, W) == pytest.approx(2.0 * means.std(ddof=1) / 2, rel=1e-12)
+    two = np.zeros((2, 2))
+    two[0, 1] = 1.0
+    assert sim._row_mean_stderr(M[:2, :2], two) == 0.0  # two atoms: one pair, both see it
+    assert sim._row_mean_stderr(M[:2, :2], np.zeros((2, 2))) is None
+
+
+def test_mean_offdiag_averages_in_float64_whatever_the_input_dtype():
+    M = np.eye(3, dtype=np.float32)
+    M[0, 1], M[0, 2], M[1, 2] = 1.0, 2.0**-24, 2.0**-24  # float32 sums lose the small terms
+    assert sim.mean_offdiag(M) == (1.0 + 2.0**-23) / 3
