@@ -3,6 +3,8 @@ with the standard error reported), and heat-map block means without N×N matrice
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -270,3 +272,86 @@ def test_mean_offdiag_averages_in_float64_whatever_the_input_dtype():
     M = np.eye(3, dtype=np.float32)
     M[0, 1], M[0, 2], M[1, 2] = 1.0, 2.0**-24, 2.0**-24  # float32 sums lose the small terms
     assert sim.mean_offdiag(M) == (1.0 + 2.0**-23) / 3
+
+
+# --- the large-cell path itself, on cells small enough to check against the exact one ------
+
+
+def _awkward_cell() -> tuple[np.ndarray, list[list[int]]]:
+    """Distinct rows, an orbit of two atoms 0.05 apart, a constant column, a constant row and
+    a row equal to the mean atom: every rounding rule of the exact path is used."""
+    rng = np.random.default_rng(8)
+    X = 0.01 * rng.standard_normal((7, 5))
+    X[1] = X[0] + 0.05
+    X[6] = X[3] + 0.04
+    X[:, 2] = 0.3  # a constant feature column
+    X[4] = 0.3  # a constant row
+    X[5] = X[[0, 1, 2, 3, 4, 6]].mean(axis=0)  # the mean atom of the other six
+    X[5, 2] = 0.3
+    assert np.ptp(X[:, 2]) == 0.0
+    return X, [[0, 1], [2], [3], [4], [5], [6]]
+
+
+@pytest.mark.parametrize(("atol", "rtol"), [(1e-6, 1e-5), (0.045, 0.0), (0.0, 1.2)])
+def test_the_large_path_on_a_small_cell_equals_the_exact_path(atol, rtol):
+    X, orbits = _awkward_cell()
+    src, dst = np.array([0, 1, 2, 3, 6]), np.array([1, 2, 3, 6, 0])
+    exact = sim.stage_metrics("s", X, src, dst, orbits, atol=atol, rtol=rtol)
+    large = sim.large_stage_metrics(
+        "s", X, src, dst, sim.complete_orbits(orbits, 7), atol=atol, rtol=rtol
+    )
+    assert large.pairs == {"method": "exact", "rows": 7, "num_atoms": 7}
+    for field in (*FIELDS, "within_orbit_max_dev", "dirichlet_normalized"):
+        assert getattr(large, field) == pytest.approx(getattr(exact, field), rel=1e-9, abs=1e-12)
+    assert large.identical_cross_orbit_examples == exact.identical_cross_orbit_examples
+    assert (large.num_atoms, large.num_orbits) == (7, 6)
+    assert (exact.identical_cross_orbit_pairs > 0) is (atol != 1e-6)  # the tolerances matter
+
+
+def test_a_collapsed_cell_has_rank_one_on_both_paths():
+    X = np.ones((5, 4)) + 1e-13 * np.random.default_rng(2).standard_normal((5, 4))
+    for m in (
+        sim.stage_metrics("s", X, [], []),
+        sim.large_stage_metrics("s", X, [], [], [[i] for i in range(5)]),
+    ):
+        assert (m.effective_rank, m.numerical_rank, m.mad) == (1.0, 1.0, 0.0)
+        assert m.mean_centered_corr == 1.0
+
+
+def test_small_singular_values_are_kept_on_the_large_path():
+    rng = np.random.default_rng(4)
+    X = 0.01 * rng.standard_normal((8, 6))  # every singular value well below 1
+    exact = sim.stage_metrics("s", X, [], [])
+    large = sim.large_stage_metrics("s", X, [], [], [[i] for i in range(8)])
+    assert large.effective_rank == pytest.approx(exact.effective_rank, rel=1e-9)
+    assert large.numerical_rank == pytest.approx(exact.numerical_rank, rel=1e-9)
+    assert 4.0 < exact.effective_rank < 6.0
+
+
+def test_sampled_identical_pairs_scale_to_all_pairs(monkeypatch):
+    # 12 identical atoms, each its own orbit: 66 identical pairs. Rows are sampled (6 of 12):
+    # 15 sampled pairs, scaled by 12*11 / (6*5) back to 66.
+    small = functools.partial(sim.select_rows, exact_max=4, sample=6)
+    monkeypatch.setattr(sim, "select_rows", small)
+    X = np.tile(np.arange(1.0, 5.0), (12, 1))
+    m = sim.large_stage_metrics("s", X, [], [], [[i] for i in range(12)])
+    assert m.pairs["method"] == "sampled" and m.pairs["rows"] == 6
+    assert m.identical_cross_orbit_pairs == 66
+    assert m.pairs["stderr"]["mad"] == 0.0  # every atom at distance 0 from all: no spread
+    assert set(m.pairs["stderr"]) == {
+        "mean_raw_corr",
+        "mean_centered_corr",
+        "mad",
+        "cross_orbit_centered_corr",
+    }
+
+
+def test_orbit_representatives_use_the_callers_tolerance(monkeypatch):
+    small = functools.partial(sim.select_rows, exact_max=4)
+    monkeypatch.setattr(sim, "select_rows", small)
+    X = np.repeat(np.eye(3, 4), 2, axis=0)
+    X[1::2] += 0.03  # each orbit's second atom 0.03 off its first
+    orbits = [[0, 1], [2, 3], [4, 5]]
+    assert sim.large_stage_metrics("s", X, [], [], orbits).pairs["method"] == "sampled"
+    m = sim.large_stage_metrics("s", X, [], [], orbits, atol=0.05)
+    assert m.pairs == {"method": "orbits", "rows": 3, "num_atoms": 6}
