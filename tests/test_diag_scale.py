@@ -355,3 +355,26 @@ def test_orbit_representatives_use_the_callers_tolerance(monkeypatch):
     assert sim.large_stage_metrics("s", X, [], [], orbits).pairs["method"] == "sampled"
     m = sim.large_stage_metrics("s", X, [], [], orbits, atol=0.05)
     assert m.pairs == {"method": "orbits", "rows": 3, "num_atoms": 6}
+
+
+def test_block_means_of_identical_and_opposite_groups_are_exactly_one_and_minus_one():
+    u = np.random.default_rng(3).standard_normal(5)  # rounding takes these past ±1 unclipped
+    V = sim.similarity_embedding(np.vstack([u, u, u, -u, -u]), "cosine")
+    assert sim.block_mean_embedded(V, [[0, 1, 2], [3, 4]]).tolist() == [[1.0, -1.0], [-1.0, 1.0]]
+
+
+def test_one_feature_rows_are_all_constant_rows():
+    X = np.array([[2.0], [1.0], [2.0]])
+    V = sim.similarity_embedding(X, "raw")
+    np.testing.assert_allclose(V @ V.T, sim.raw_correlation(X), atol=0)
+
+
+def test_one_orbit_has_no_cross_orbit_means_on_the_large_path():
+    X, _ = _awkward_cell()
+    m = sim.large_stage_metrics("s", X, [], [], [list(range(7))])
+    assert (m.cross_orbit_raw_corr, m.cross_orbit_centered_corr, m.cross_orbit_cosine) == (
+        None,
+        None,
+        None,
+    )
+    assert m.identical_cross_orbit_pairs == 0 and m.num_orbits == 1
