@@ -378,3 +378,24 @@ def test_one_orbit_has_no_cross_orbit_means_on_the_large_path():
         None,
     )
     assert m.identical_cross_orbit_pairs == 0 and m.num_orbits == 1
+
+
+def test_stage_metrics_hands_large_cells_over_with_name_and_tolerances(monkeypatch):
+    X, orbits = _awkward_cell()
+    exact = sim.stage_metrics("gcn.2", X, [], [], orbits, atol=0.045, rtol=0.0)
+    monkeypatch.setattr(sim, "EXACT_MAX_ATOMS", 6)  # 7 atoms: the large path
+    large = sim.stage_metrics("gcn.2", X, [], [], orbits, atol=0.045, rtol=0.0)
+    assert large.pairs == {"method": "exact", "rows": 7, "num_atoms": 7} and large.name == "gcn.2"
+    assert large.identical_cross_orbit_pairs == exact.identical_cross_orbit_pairs > 0
+    looser = sim.stage_metrics("gcn.2", X, [], [], orbits, atol=0.0, rtol=1.2)
+    assert looser.identical_cross_orbit_pairs > exact.identical_cross_orbit_pairs
+
+
+def test_edges_may_come_as_floats_or_columns_and_small_features_normalise():
+    X = 0.01 * np.arange(12.0).reshape(4, 3)  # ||X||_F^2 = 0.0506: below 1
+    e = sim.dirichlet_energy(X, [0, 1, 2], [1, 2, 3])
+    assert sim.dirichlet_energy(X, np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0])) == e
+    assert sim.dirichlet_energy(X, [[0], [1], [2]], [[1], [2], [3]]) == e
+    m = sim.stage_metrics("s", X, [0, 1, 2], [1, 2, 3])
+    assert m.dirichlet_normalized == pytest.approx(e * 4 / 0.0506, rel=1e-12)
+    assert m.dirichlet_normalized == sim.dirichlet_normalized(X, [0, 1, 2], [1, 2, 3])
