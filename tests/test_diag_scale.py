@@ -399,3 +399,28 @@ def test_edges_may_come_as_floats_or_columns_and_small_features_normalise():
     m = sim.stage_metrics("s", X, [0, 1, 2], [1, 2, 3])
     assert m.dirichlet_normalized == pytest.approx(e * 4 / 0.0506, rel=1e-12)
     assert m.dirichlet_normalized == sim.dirichlet_normalized(X, [0, 1, 2], [1, 2, 3])
+
+
+def test_one_atom_and_no_symmetry_follow_the_exact_conventions_on_the_large_path():
+    X, _ = _awkward_cell()
+    one = sim.large_stage_metrics("s", X[:1], [], [], [[0]])
+    assert (one.mean_raw_corr, one.mean_centered_corr, one.mad) == (1.0, 1.0, 0.0)
+    singletons = [[i] for i in range(7)]
+    large = sim.large_stage_metrics("s", X, [], [], singletons)
+    assert large.within_orbit_max_dev is None
+    assert large.within_orbit_max_dev == sim.stage_metrics("s", X, [], []).within_orbit_max_dev
+
+
+def test_the_sampled_mad_standard_error_is_the_spread_of_the_per_atom_means(monkeypatch):
+    monkeypatch.setattr(
+        sim, "select_rows", functools.partial(sim.select_rows, exact_max=4, sample=6)
+    )
+    X = np.random.default_rng(6).standard_normal((12, 3))  # 12 atoms, no symmetry
+    m = sim.large_stage_metrics("s", X, [], [], [[i] for i in range(12)])
+    R = X[sim.select_rows(X, [[i] for i in range(12)], exact_max=4, sample=6).indices]
+    dist = 1.0 - sim.cosine_matrix(R)
+    dist[dist <= sim.MAD_ZERO_TOL] = 0.0
+    per_atom = np.array([row[row > 0].mean() if (row > 0).any() else 0.0 for row in dist])
+    assert per_atom.std() > 0.05  # the atoms' mean distances differ
+    expected = per_atom.std(ddof=1) / np.sqrt(6)
+    assert m.pairs["stderr"]["mad"] == pytest.approx(expected, rel=1e-12)
