@@ -424,3 +424,15 @@ def test_the_sampled_mad_standard_error_is_the_spread_of_the_per_atom_means(monk
     assert per_atom.std() > 0.05  # the atoms' mean distances differ
     expected = per_atom.std(ddof=1) / np.sqrt(6)
     assert m.pairs["stderr"]["mad"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_large_path_drops_singular_values_below_1e_7_of_the_largest():
+    # Centred columns with singular values 1, 1e-4 and 3e-8: the last is below 1e-7 * 1 (Gram
+    # eigen-solver noise at this precision) but far above 1e-7 * 1e-4.
+    U = np.array([[1, -1, 0, 0], [0, 0, 1, -1], [1, 1, -1, -1]], dtype=float).T
+    U /= np.linalg.norm(U, axis=0)
+    X = U * np.array([1.0, 1e-4, 3e-8])
+    large = sim.large_stage_metrics("s", X, [], [], [[i] for i in range(4)])
+    kept = np.array([1.0, 1e-4])
+    assert large.effective_rank == pytest.approx(sim._effective_rank(kept), rel=1e-9)
+    assert large.numerical_rank == pytest.approx(sim._numerical_rank(kept), rel=1e-9)
