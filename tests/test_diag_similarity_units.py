@@ -348,3 +348,64 @@ def test_block_means_and_offdiagonal_means_need_a_square_matrix():
         sim.block_mean(np.zeros(3), [[0]])
     reps, _ = sim.orbit_representatives(np.ones((3, 2)), None)
     assert reps.dtype == np.int64
+
+
+# --- rounding rules at their edges -------------------------------------------------------------
+
+
+def test_parallel_and_opposite_rows_are_exactly_one_and_minus_one():
+    u = np.random.default_rng(3).standard_normal(5)  # unit rows' dot products pass ±1 here
+    X = np.vstack([u, 3 * u, -2 * u])
+    expected = [[1.0, 1.0, -1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]]
+    assert sim.cosine_matrix(X).tolist() == expected
+    assert sim.raw_correlation(X - X.mean(axis=1, keepdims=True)).tolist() == expected
+
+
+def test_constant_rows_whose_mean_rounds_are_still_constant_rows():
+    # The mean of three 0.1 is just above 0.1 and of three 0.7 just below: constant all the same.
+    X = np.array([[0.1, 0.1, 0.1], [0.7, 0.7, 0.7], [0.1, 0.1, 0.1], [1.0, 2.0, 4.0]])
+    R = sim.raw_correlation(X)
+    assert R.tolist() == [
+        [1.0, 0.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [1.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+
+
+def test_a_constant_feature_column_centres_to_exact_zeros():
+    X = np.array([[1.0, 0.1], [2.0, 0.1], [4.0, 0.1]])  # mean of the 0.1 column rounds
+    assert sim.centered(X)[:, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_rank_one_cell_has_rank_exactly_one():
+    X = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]] * 3)  # centred: one direction, plus rounding
+    assert (sim.effective_rank(X), sim.numerical_rank(X)) == (1.0, 1.0)
+    assert sim.stage_metrics("s", X, [], []).effective_rank == 1.0
+
+
+def test_a_collapsed_cell_within_the_centring_tolerance_has_rank_one():
+    X = np.ones((5, 4)) + 1e-13 * np.random.default_rng(2).standard_normal((5, 4))
+    assert (sim.effective_rank(X), sim.numerical_rank(X)) == (1.0, 1.0)
+
+
+def test_a_zero_row_past_the_feature_count_is_still_a_zero_row():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])  # N=5 > D=2
+    C = sim.cosine_matrix(X)
+    assert C[3, 4] == 1.0 and C[3, :3].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_an_empty_orbit_is_skipped_not_the_end_of_the_list():
+    assert sim.complete_orbits([[0], [], [1, 2]], 4) == [[0], [1, 2], [3]]
+
+
+def test_identical_elementwise_is_inclusive_and_judged_per_pair():
+    assert sim.identical_pairs([[0.0], [0.5]], atol=0.5, rtol=0.0) == [(0, 1)]
+    # (0, 1) identical; (2, 3) a prefilter candidate (3 * atol in one of 16 elements, within
+    # sqrt(16) * atol) that the elementwise check refuses; both in one verification chunk.
+    d = 16
+    X = np.zeros((4, d))
+    X[1, 0] = 1e-4
+    X[2:, 1] = 5.0
+    X[3, 0] = 3e-3
+    assert sim.identical_pairs(X, atol=1e-3, rtol=0.0) == [(0, 1)]
