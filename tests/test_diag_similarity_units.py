@@ -409,3 +409,10 @@ def test_identical_elementwise_is_inclusive_and_judged_per_pair():
     X[2:, 1] = 5.0
     X[3, 0] = 3e-3
     assert sim.identical_pairs(X, atol=1e-3, rtol=0.0) == [(0, 1)]
+
+
+def test_a_destination_past_the_last_atom_is_refused_even_when_others_are_in_range():
+    with pytest.raises(ValueError, match="edge index out of range for 3 atoms"):
+        sim.dirichlet_energy(np.eye(3), [0, 1], [1, 3])
+    with pytest.raises(ValueError, match="edge index out of range for 3 atoms"):
+        sim.dirichlet_energy(np.eye(3), [0, 3], [1, 2])

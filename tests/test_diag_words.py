@@ -170,3 +170,12 @@ def test_many_ties_keep_text_order():
     top = words.top_words(A, tokens, k=len(tokens))[0]
     expected = sorted(range(len(levels)), key=lambda i: -levels[i])  # sorted() is stable
     assert [w for w, _ in top] == [tokens[i] for i in expected]
+
+
+@pytest.mark.parametrize(
+    ("word", "punctuation"),
+    [("(", True), ("-", True), ("°", True), ("—", True), ("),", True), ("", False), ("a", False)]
+    + [("x-ray", False), ("a.", False), ("(1", False), ("2", False)],
+)
+def test_punctuation_is_a_word_made_only_of_punctuation_or_symbols(word, punctuation):
+    assert words.is_punctuation(word) is punctuation

@@ -233,3 +233,16 @@ def test_the_umask_is_read_without_proc_too_and_left_as_it_was(umask, monkeypatc
     monkeypatch.setattr("builtins.open", no_proc)
     assert atomic.current_umask() == 0o027
     assert atomic.current_umask() == 0o027  # the fallback put the mask back
+
+
+def test_the_umask_is_read_from_proc_without_setting_it(monkeypatch):
+    def no_setting(mask):
+        raise AssertionError("os.umask changes the mask process-wide; /proc reads it")
+
+    monkeypatch.setattr(atomic.os, "umask", no_setting)
+    assert atomic.current_umask() == int(
+        next(
+            x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("Umask:")
+        ).split()[1],
+        8,
+    )
