@@ -174,8 +174,10 @@ def test_many_ties_keep_text_order():
 
 @pytest.mark.parametrize(
     ("word", "punctuation"),
-    [("(", True), ("-", True), ("°", True), ("—", True), ("),", True), ("", False), ("a", False)]
-    + [("x-ray", False), ("a.", False), ("(1", False), ("2", False)],
+    [
+        *[(w, True) for w in ("(", "-", "°", "—", "),")],
+        *[(w, False) for w in ("", "a", "x-ray", "a.", "(1", "2")],
+    ],
 )
 def test_punctuation_is_a_word_made_only_of_punctuation_or_symbols(word, punctuation):
     assert words.is_punctuation(word) is punctuation
