@@ -436,3 +436,17 @@ def test_the_large_path_drops_singular_values_below_1e_7_of_the_largest():
     kept = np.array([1.0, 1e-4])
     assert large.effective_rank == pytest.approx(sim._effective_rank(kept), rel=1e-9)
     assert large.numerical_rank == pytest.approx(sim._numerical_rank(kept), rel=1e-9)
+
+
+def test_many_rows_each_within_the_centring_tolerance_are_still_collapsed():
+    # 100 rows, each within 0.75 * CENTER_RTOL * scale of the mean atom: every row is "equal to
+    # the mean atom", although together their deviations exceed the tolerance tenfold.
+    noise = np.random.default_rng(9).standard_normal((100, 4))
+    noise -= noise.mean(axis=0)
+    noise *= 0.75 * sim.CENTER_RTOL * 2.0 / np.linalg.norm(noise, axis=1).max()  # |row| = 2
+    X = np.ones((100, 4)) + noise
+    for m in (
+        sim.stage_metrics("s", X, [], []),
+        sim.large_stage_metrics("s", X, [], [], [[i] for i in range(100)]),
+    ):
+        assert (m.effective_rank, m.numerical_rank) == (1.0, 1.0)
