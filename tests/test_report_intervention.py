@@ -89,7 +89,7 @@ def test_fail_on_uses_the_severity_order(severities, fail_on, fails):
 
 
 def test_same_words_count_only_between_atoms_of_different_elements():
-    from fga_tui.diagnostics.report import _same_top_word_pairs
+    from fga_tui.diagnostics.same_words import same_word_pairs
 
     def entry(atom, words):
         return {"atom": atom, "words": [[w, 0.1] for w in words]}
@@ -101,18 +101,20 @@ def test_same_words_count_only_between_atoms_of_different_elements():
         entry("Ba_3", ["ti", "is", "a", "cubic", "cell"]),  # first word not in the others'
     ]
     elements = ["O", "O", "Ti", "Ba"]
-    assert _same_top_word_pairs(top, [[0], [1], [2], [3]], elements) == [(0, 2), (1, 2)]
+    pairs = same_word_pairs(top, [[0], [1], [2], [3]], elements)
+    assert (pairs.shown, pairs.count) == ([(0, 2), (1, 2)], 2)
 
 
 @pytest.mark.parametrize(("tail", "same"), [(0.0499, True), (0.05, False)])
 def test_near_zero_words_do_not_make_two_atoms_read_differently(tail, same):
-    from fga_tui.diagnostics.report import _same_top_word_pairs
+    from fga_tui.diagnostics.same_words import same_word_pairs
 
     # Both atoms put (nearly) all their weight on "in"; only their negligible words differ.
     hf = {"atom": "Hf_0", "words": [["in", 1.0]] + [[w, tail] for w in ("ba", "the", "cubic")]}
     li = {"atom": "Li_1", "words": [["in", 1.0]] + [[w, tail] for w in ("atom", "li", "2.91")]}
-    pairs = _same_top_word_pairs([hf, li], [[0], [1]], ["Hf", "Li"])
-    assert pairs == ([(0, 1)] if same else [])
+    pairs = same_word_pairs([hf, li], [[0], [1]], ["Hf", "Li"])
+    assert pairs.shown == ([(0, 1)] if same else [])
+    assert pairs.count == int(same)
 
 
 # --- renders -----------------------------------------------------------------------------------
