@@ -28,6 +28,7 @@ from fga_tui.diagnostics.separation import (
     input_groups,
     separation_profile,
 )
+from fga_tui.diagnostics.separation import separation as separation_of
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
 from fga_tui.diagnostics.verdict import compare_with_baseline, decide
@@ -401,8 +402,8 @@ def assemble(
     ablations: dict[str, Any] = {}
     probes = []
     for name, t in ablation_traces.items():
-        sep_t = separation_profile(t.features, t.stages, orbits, t.elements, groups=groups)
-        sep_in = sep_t.get(fga_input_stage(t) or t.stages[-1])
+        # only the stage the attention read is compared (each stage costs a Gram matrix)
+        sep_in = separation_of(t.features[fga_input_stage(t) or t.stages[-1]], groups)
         jsd_t = _cross_orbit_jsd(t, orbits)
         closest_t, closest_jsd_t = _closest_groups(t, groups)
         pairs_t = same_word_pairs(_top_words(t, stopwords=stopwords, keep=keep), orbits, t.elements)
