@@ -43,7 +43,12 @@ def random_case(rng, n_atoms, n_lists, n_elements=3, orbit_size=1):
         weights = np.sort(rng.random(len(words)))[::-1]
         if rng.random() < 0.2:  # a saturated row: only the first word carries weight
             weights[1:] *= 0.01
-        top.append({"atom": f"X_{i}", "words": [[w, float(x)] for w, x in zip(words, weights)]})
+        top.append(
+            {
+                "atom": f"X_{i}",
+                "words": [[w, float(x)] for w, x in zip(words, weights, strict=True)],
+            }
+        )
     elements = [f"E{rng.integers(n_elements)}" for _ in range(n_atoms)]
     orbits = [list(range(i, min(i + orbit_size, n_atoms))) for i in range(0, n_atoms, orbit_size)]
     for o in orbits:  # an orbit is one element
