@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
+import importlib
 import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import InputError
+from fga_tui.tui.gc_policy import GcPolicy
 from fga_tui.tui.messages import (
     AttributionReady,
     Progress,
@@ -51,6 +52,17 @@ if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
 WIDE = 120
+#: Imported by the panes on first use (the curves, the words pane, the ANSI plot parser):
+#: imported before ``gc.freeze`` so that their module objects are frozen too.
+WARM_IMPORTS = (
+    "plotext",
+    "rich.ansi",
+    "textual.scrollbar",
+    "concurrent.futures.thread",
+    "fga_tui.diagnostics.words",
+    "fga_tui.diagnostics.grounding",
+    "fga_tui.structure.features",
+)
 #: Focusable panes in Tab order: (container id, the widget that takes focus, key).
 PANES = (
     ("atoms-pane", "atoms", "1"),
@@ -178,6 +190,7 @@ class FgaApp(App[None]):
     ) -> None:
         super().__init__()
         self._t0 = time.perf_counter()
+        self._gc = GcPolicy()
         if session is None:
             if options is None:
                 raise ValueError("FgaApp needs options or a session")
@@ -262,11 +275,22 @@ class FgaApp(App[None]):
 
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - self._t0
-        # Once, before any view: the app's own long-lived objects leave the collector's
-        # generations, so a collection triggered while a view arrives walks only the new
-        # objects (freezing after every view instead pinned each view's garbage for good).
-        gc.freeze()
         self._submit(self._request)
+        # Before any view: the modules the panes import on first use are imported now, so
+        # the collection policy freezes them with the app (plotext alone is ~10,000 objects
+        # every full collection would otherwise walk); see ``gc_policy``.
+        for name in WARM_IMPORTS:
+            importlib.import_module(name)
+        self._gc.install()
+        self.set_interval(0.5, self._gc.tick)
+
+    def on_unmount(self) -> None:
+        self._gc.uninstall()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._gc.touched()  # not idle: no long collection now
+        await super().on_event(event)
 
     def on_resize(self) -> None:
         self._responsive()
