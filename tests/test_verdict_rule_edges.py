@@ -5,9 +5,10 @@ qualify, and how NO_GRADIENT_PATH lists its modules."""
 from __future__ import annotations
 
 import pytest
-from test_verdict_rules import GCN, audit, chain, ev, one, profile
+from test_verdict_rules import GCN, audit, chain, ev, fusion_ev, one, profile
 
 from fga_tui.diagnostics.audit import Finding
+from fga_tui.diagnostics.evidence import Probe
 from fga_tui.diagnostics.rules import (
     _loss,
     _ratio,
@@ -23,6 +24,7 @@ from fga_tui.diagnostics.rules import (
 )
 from fga_tui.diagnostics.separation import COLLAPSE_SEPARATION
 from fga_tui.diagnostics.severity import Severity
+from fga_tui.diagnostics.verdict import decide
 
 
 def test_fga_missing_warns_for_a_multimodal_model_and_informs_for_a_text_free_one():
@@ -305,3 +307,17 @@ def test_one_element_needs_two_atoms_to_be_worth_saying(atoms, fires):
     labels = tuple(f"Si_{i}" for i in range(atoms))
     e = ev(num_atoms=atoms, labels=labels, orbits=[[i] for i in range(atoms)], group_names=("Si",))
     assert bool(symmetry_equivalent(e)) is fires
+
+
+def test_a_fusion_warning_blocks_healthy_and_the_symptom_fallback():
+    # Fusion loses the separation, but atoms read alike without it too: FUSION_HOMOGENIZES is
+    # only a warning, yet still the one verdict (no HEALTHY, no "symptom without cause").
+    persists = Probe(
+        "no-fusion",
+        separation_at_fga_input=0.9,
+        closest_group_jsd=0.3,
+        same_word_pairs=(("Ba_0", "Li_2"),),
+        same_word_pair_count=1,
+    )
+    e = fusion_ev(0.05, 0.05, persists, same_word_pairs=[("Ba_0", "Li_2")], same_word_pair_count=1)
+    assert [(v.code, v.severity) for v in decide(e)] == [("FUSION_HOMOGENIZES", Severity.WARNING)]
