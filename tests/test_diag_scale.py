@@ -355,6 +355,8 @@ def test_orbit_representatives_use_the_callers_tolerance(monkeypatch):
     assert sim.large_stage_metrics("s", X, [], [], orbits).pairs["method"] == "sampled"
     m = sim.large_stage_metrics("s", X, [], [], orbits, atol=0.05)
     assert m.pairs == {"method": "orbits", "rows": 3, "num_atoms": 6}
+    m = sim.large_stage_metrics("s", X, [], [], orbits, atol=0.0, rtol=0.05)  # 0.05 * 1.03
+    assert m.pairs == {"method": "orbits", "rows": 3, "num_atoms": 6}
 
 
 def test_block_means_of_identical_and_opposite_groups_are_exactly_one_and_minus_one():
@@ -450,3 +452,13 @@ def test_many_rows_each_within_the_centring_tolerance_are_still_collapsed():
         sim.large_stage_metrics("s", X, [], [], [[i] for i in range(100)]),
     ):
         assert (m.effective_rank, m.numerical_rank) == (1.0, 1.0)
+
+
+def test_the_normalised_dirichlet_energy_on_the_large_path():
+    X = 0.01 * np.arange(12.0).reshape(4, 3)  # ||X||_F^2 = 0.0506: below 1
+    edges = [0, 1, 2], [1, 2, 3]
+    large = sim.large_stage_metrics("s", X, *edges, [[i] for i in range(4)])
+    assert large.dirichlet_normalized == sim.stage_metrics("s", X, *edges).dirichlet_normalized
+    assert large.dirichlet_normalized == pytest.approx(sim.dirichlet_energy(X, *edges) * 4 / 0.0506)
+    zero = sim.large_stage_metrics("s", np.zeros((4, 3)), *edges, [[i] for i in range(4)])
+    assert (zero.dirichlet, zero.dirichlet_normalized) == (0.0, 0.0)
