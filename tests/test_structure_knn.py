@@ -200,3 +200,18 @@ def test_bond_cosines_are_computed_from_float32_vectors_whatever_the_input():
     from_single = graph.bond_cosines(r64.astype(np.float32), lg_src, lg_dst)
     assert from_double.dtype == np.float32
     np.testing.assert_array_equal(from_double, from_single)
+
+
+def test_build_graphs_passes_its_options_to_every_graph(pool):
+    s = Structure(
+        lattice=np.array([[4.0, 0.0, 0.0], [0.5, 4.2, 0.0], [0.3, 0.2, 4.5]]),
+        frac_coords=np.array([[0.1, 0.2, 0.3], [0.6, 0.7, 0.9], [0.95, 0.05, 0.5]]),
+        elements=["Na", "Cl", "K"],
+    )
+    canon, plain = build_graph(s), build_graph(s, use_canonize=False)
+    assert canon.num_edges != plain.num_edges  # the option matters for this cell (42 vs 74)
+    for processes in (1, 2):
+        (g,) = build_graphs([s], processes=processes)
+        assert np.array_equal(g.edge_r, canon.edge_r)
+        (g,) = build_graphs([s], processes=processes, use_canonize=False)
+        assert np.array_equal(g.edge_r, plain.edge_r)
