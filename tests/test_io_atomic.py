@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,19 @@ def _exited_pid() -> int:
     return pid
 
 
+@pytest.fixture
+def live_pid():
+    """The pid of a running process of ours (a sleeping child): a writer still at work. Tests
+    never signal their parent or init: under a mutant, "is it alive?" could become a real signal.
+    """
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_an_unidentified_temporary_is_stale_only_past_the_age_limit(tmp_path):
     anonymous = tmp_path / ".x.abc.tmp"
     anonymous.write_bytes(b"")
@@ -165,20 +179,24 @@ def test_an_unidentified_temporary_is_stale_only_past_the_age_limit(tmp_path):
     assert not atomic.is_stale(tmp_path / ".gone.1.abc.tmp")  # vanished meanwhile: leave it
 
 
-def test_a_temporary_of_an_exited_writer_is_stale_at_once_and_a_live_ones_is_not(tmp_path):
+def test_a_temporary_of_an_exited_writer_is_stale_at_once_and_a_live_ones_is_not(
+    tmp_path, live_pid
+):
     dead = tmp_path / f".x.{_exited_pid()}.abc.tmp"
-    live = tmp_path / f".x.{os.getppid()}.abc.tmp"
+    live = tmp_path / f".x.{live_pid}.abc.tmp"
     for path in (dead, live):
         path.write_bytes(b"")
     assert atomic.is_stale(dead, now=dead.lstat().st_mtime)
     assert not atomic.is_stale(live, now=live.lstat().st_mtime + 1.0)
     assert not atomic._pid_alive(0) and not atomic._pid_alive(-1)
-    assert atomic._pid_alive(os.getppid())
+    assert atomic._pid_alive(live_pid)
     # Signalling someone else's process is refused (EPERM) without root: it is alive all the same.
-    assert as_nobody(atomic._pid_alive, os.getppid()) is True
+    assert as_nobody(atomic._pid_alive, live_pid) is True
 
 
-def test_stale_directories_are_removed_whole_and_links_are_unlinked_not_followed(tmp_path):
+def test_stale_directories_are_removed_whole_and_links_are_unlinked_not_followed(
+    tmp_path, live_pid
+):
     pid = _exited_pid()
     folder = tmp_path / f".snapshot-{pid}-abc"
     (folder / "sub").mkdir(parents=True)
@@ -188,7 +206,7 @@ def test_stale_directories_are_removed_whole_and_links_are_unlinked_not_followed
     (kept / "data").write_bytes(b"keep me")
     link = tmp_path / f".snapshot-{pid}-lnk"
     link.symlink_to(kept, target_is_directory=True)
-    live = tmp_path / f".snapshot-{os.getppid()}-def"
+    live = tmp_path / f".snapshot-{live_pid}-def"
     live.mkdir()
     removed = atomic.remove_stale(tmp_path, ".snapshot-*")
     assert sorted(p.name for p in removed) == sorted([folder.name, link.name])
@@ -246,3 +264,40 @@ def test_the_umask_is_read_from_proc_without_setting_it(monkeypatch):
         ).split()[1],
         8,
     )
+
+
+def test_glob_metacharacters_in_a_name_are_escaped():
+    assert atomic.glob_escape("a[1]*?.txt") == "a[[]1[]][*][?].txt"
+    assert atomic.glob_escape("plain.npz") == "plain.npz"
+
+
+def test_every_candidate_is_judged_even_after_one_that_stays(tmp_path, live_pid):
+    live = tmp_path / f".x.{live_pid}.a.tmp"
+    dead = tmp_path / f".x.{_exited_pid()}.b.tmp"
+    for path in (live, dead):
+        path.write_bytes(b"")
+
+    class Folder:  # glob in a fixed order: the live temporary first
+        def glob(self, pattern):
+            return [live, tmp_path / ".x.1.gone.tmp", dead]
+
+    assert atomic.remove_stale(Folder(), ".x.*") == [dead]
+    assert live.exists() and not dead.exists()
+    assert not atomic.is_stale(live)  # the clock is read when no time is given
+
+
+def test_checking_a_writer_pid_sends_it_no_signal():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert atomic._pid_alive(child.pid)
+        with pytest.raises(subprocess.TimeoutExpired):  # still running: signal 0 only asks
+            child.wait(timeout=0.5)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_bare_file_name_is_written_in_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    atomic_write_bytes("bare.bin", b"x")
+    assert _names(tmp_path) == ["bare.bin"]

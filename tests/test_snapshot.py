@@ -320,3 +320,16 @@ def test_a_folder_that_cannot_be_created_without_strerror_says_what_failed(tmp_p
     with pytest.raises(InputError) as err:
         write_snapshot(tmp_path / "snaps", trace=_trace(), report=FakeReport())
     assert err.value.reason == "cannot create the snapshot directory: quota exceeded"
+
+
+def test_an_export_removes_the_leftovers_of_killed_exports_only(tmp_path):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)  # an exited exporter
+    dead = tmp_path / f".snapshot-{pid}-abc123"
+    mine = tmp_path / f".snapshot-{os.getpid()}-def456"  # this process: maybe still writing
+    for folder in (dead, mine):
+        (folder / "sub").mkdir(parents=True)
+    out = write_snapshot(tmp_path, trace=_trace(), report=FakeReport())
+    assert not dead.exists() and mine.exists() and out.is_dir()

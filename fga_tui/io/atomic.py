@@ -114,7 +114,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, with the umask's mode; stale leftovers of killed
     writers of the same file are removed first."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent  # Path("name").parent is Path(".")
     remove_stale(folder, f".{glob_escape(path.name)}.*.tmp")
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=folder)
     try:
