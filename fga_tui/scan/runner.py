@@ -4,8 +4,9 @@ Rows stream from the input (JSONL, a folder of samples, a CrysMMNet folder) and 
 all at once: crystal graphs and symmetry are built ahead in worker processes within a bounded
 window (a GPU is not starved by the Python neighbour search, and memory does not grow with the
 dataset); traces run batched on the model's device; each sample gets the same numpy diagnosis as
-``report``; rows leave in input order through ``sink`` as soon as they and
-every row before them are finished. Bad rows become error rows and the scan goes on.
+``report``, in the workers too (it overlaps the next batch's forward); rows leave in input order
+through ``sink`` as soon as they and every row before them are finished. Bad rows become error
+rows and the scan goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from fga_tui.scan.rows import assemble_job, error_row
 from fga_tui.scan.summary import ScanSummary
 
 Row = dict[str, Any]
+
+#: Spawning a worker costs about a second (imports); it pays off from a few dozen rows each.
+MIN_ROWS_PER_WORKER = 32
 
 
 def _can_spawn() -> bool:
@@ -73,7 +77,11 @@ class _Slot:
         try:
             return v.result()
         except Exception as exc:  # a diagnosis bug on one odd row must not end a long scan
-            return error_row(self.position, self.sample_id, f"diagnosis failed: {_brief(exc)}")
+            return _diagnosis_failed(self.position, self.sample_id, exc)
+
+
+def _diagnosis_failed(position: int, sample_id: str | None, exc: BaseException) -> Row:
+    return error_row(position, sample_id, f"diagnosis failed: {_brief(exc)}")
 
 
 def default_workers(world_size: int = 1) -> int:
@@ -153,8 +161,7 @@ def scan_rows(
     if workers is None or workers == 0:
         workers = default_workers(dist.world_size)
     pool: Executor | None = None
-    # Spawning a worker costs about a second (imports); it pays off from a few dozen rows each.
-    if workers > 0 and expected >= 32 * workers and _can_spawn():
+    if workers > 0 and expected >= MIN_ROWS_PER_WORKER * workers and _can_spawn():
         pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
         )
@@ -190,19 +197,24 @@ def scan_rows(
         for (slot, position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
             if slot is None:
                 continue
-            # The diagnosis runs here, never in a worker: a worker's unpickled arrays can sit at
-            # other memory alignments, and numpy's SIMD kernels then round the last bit of a
-            # metric differently, so a resumed or sharded scan (whose pool use differs) would
-            # not give bit-identical rows. It is a few % of the forward's time.
             # Attribution needs a backward pass: the model's device, this process.
             att = (
                 engine.run_attribution(loaded, prep, intervention, trace=trace)
                 if attribution
                 else None
             )
-            slot.value = assemble_job(
-                model_view, position, prep, trace, audit_result, abl, stopwords, sym, att
-            )
+            # The numpy diagnosis runs in a worker while this process runs the next forward.
+            # A trace owns C-contiguous arrays (``model.tracer``), so its diagnosis gives the
+            # same bits here or in a worker: a resumed or sharded scan, whose pool use differs,
+            # writes identical rows.
+            job = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
+            if pool is not None:
+                slot.value = pool.submit(assemble_job, *job)
+                continue
+            try:
+                slot.value = assemble_job(*job)
+            except Exception as exc:  # the same error row as from a worker (``_Slot.result``)
+                slot.value = _diagnosis_failed(position, slot.sample_id, exc)
         batch.clear()
 
     def take_one() -> None:

@@ -1,0 +1,144 @@
+"""The scan's diagnosis in worker processes: same bits as in the scanning process.
+
+A trace's arrays are owned C-contiguous copies (``fga_tui.model.tracer``): numpy sums a permuted
+view in another order than the same values stored in C order, and pickling a trace to a worker
+stores its arrays in C order, so views would give a worker's rows other last bits than the rank's.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fga_tui import engine
+from fga_tui.cli import app
+from fga_tui.scan import runner as scan_runner
+from fga_tui.scan.rows import assemble_job
+from fga_tui.structure.symmetry import analyse_symmetry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CKPT = FIXTURES / "fork_ckpt.pt"
+TOKENS = FIXTURES / "nacl.tokens.npz"
+PEROVSKITE = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+
+
+def perovskite_rows(n: int) -> list[dict]:
+    """n rows alternating perovskites (3 orbits) and rock salts of varied sizes and elements."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(n):
+        if i % 2:
+            a = float(rng.uniform(3.7, 4.2))
+            el = [str(rng.choice(["Sr", "Ba", "Ca"])), str(rng.choice(["Ti", "Zr", "Hf"]))]
+            atoms = {
+                "lattice_mat": (np.eye(3) * a).tolist(),
+                "coords": PEROVSKITE.tolist(),
+                "elements": [*el, "O", "O", "O"],
+                "cartesian": False,
+            }
+        else:
+            a = float(rng.uniform(2.6, 3.2))
+            el = [str(rng.choice(["Na", "K"])), "Cl"]
+            atoms = {
+                "lattice_mat": [[0, a, a], [a, 0, a], [a, a, 0]],
+                "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
+                "elements": el,
+                "cartesian": False,
+            }
+        rows.append({"jid": f"s{i}", "atoms": atoms, "text": "x", "tokens": str(TOKENS)})
+    return rows
+
+
+def _arrays(trace) -> list[np.ndarray]:
+    out = []
+    for f in fields(trace):
+        value = getattr(trace, f.name)
+        values = value.values() if isinstance(value, dict) else [value]
+        out += [v for v in values if isinstance(v, np.ndarray)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    from fga_tui.diagnostics.audit import audit_model
+    from fga_tui.io.sample import load_samples
+
+    loaded = engine.load_model(CKPT, device="cpu")
+    folder = tmp_path_factory.mktemp("batch")
+    data = folder / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in perovskite_rows(8)))
+    prepared = [engine.prepare_sample(loaded, s) for s in load_samples(data)]
+    traces = engine.run_traces(loaded, prepared, counterfactuals=False)
+    view = SimpleNamespace(config=loaded.config, info=loaded.info)
+    return view, prepared, traces, audit_model(loaded, None)
+
+
+def test_every_array_of_a_batched_trace_is_an_owned_contiguous_copy(batch):
+    _, _, traces, _ = batch
+    arrays = [a for t in traces for a in _arrays(t)]
+    assert len(arrays) >= 8 * 5  # features of every stage, attention, keys, queries, mask
+    assert all(a.flags.c_contiguous and a.flags.owndata for a in arrays)
+
+
+def test_diagnosis_of_a_pickled_trace_has_the_same_bits(batch):
+    """What a worker receives (a pickled trace) diagnoses to the same row, bit for bit."""
+    view, prepared, traces, audit = batch
+    for position, (prep, trace) in enumerate(zip(prepared, traces, strict=True)):
+        sym = analyse_symmetry(prep.sample.structure)
+        job = (view, position, prep, trace, audit, {}, None, sym)
+        here = json.dumps(assemble_job(*job))
+        assert json.dumps(assemble_job(*pickle.loads(pickle.dumps(job)))) == here
+
+
+def test_the_diagnosis_of_a_permuted_view_and_of_its_copy_can_differ_in_the_last_bit():
+    """Why the copies: the tracer's queries and keys are views of [B, M, H, d] tensors permuted
+    to [B, H, M, d]; numpy's einsum over that layout sums in another order than over the same
+    values stored in C order (what a pickled trace holds in a worker)."""
+    from fga_tui.diagnostics.attention import logit_decomposition
+
+    rng = np.random.default_rng(0)
+    differ = 0
+    for _ in range(50):
+        q = rng.standard_normal((5, 8, 32)).astype(np.float32).transpose(1, 0, 2)
+        k = rng.standard_normal((36, 8, 32)).astype(np.float32).transpose(1, 0, 2)
+        view = logit_decomposition(q, k).shared_fraction
+        copy = logit_decomposition(np.ascontiguousarray(q), np.ascontiguousarray(k))
+        differ += view != copy.shared_fraction
+        assert view == pytest.approx(copy.shared_fraction, rel=1e-12)
+    assert differ > 0
+
+
+def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, monkeypatch):
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in perovskite_rows(12)))
+    runner = CliRunner()
+
+    def scan(out: Path) -> str:
+        args = ["scan", CKPT, data, "--out", out, "--device", "cpu", "--workers", "1",
+                "--batch-size", "4", "--no-progress", "--format", "json"]  # fmt: skip
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return out.read_text()
+
+    alone = scan(tmp_path / "alone.jsonl")  # 12 rows < 32 per worker: no pool
+    submitted: list[str] = []
+    real = scan_runner.ProcessPoolExecutor
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(fn.__name__)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(scan_runner, "MIN_ROWS_PER_WORKER", 1)
+    monkeypatch.setattr(scan_runner, "ProcessPoolExecutor", Spy)
+    pooled = scan(tmp_path / "pooled.jsonl")
+    assert submitted.count("assemble_job") == 12 and submitted.count("_graph_job") == 12
+    assert [json.loads(x)["status"] for x in pooled.splitlines()] == ["ok"] * 12
+    assert pooled == alone
