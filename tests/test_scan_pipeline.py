@@ -115,19 +115,23 @@ def test_the_diagnosis_of_a_permuted_view_and_of_its_copy_can_differ_in_the_last
     assert differ > 0
 
 
-def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [(), ("--attribution", "--ablations")], ids=["plain", "attr"])
+def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, monkeypatch, extra):
+    """The same scan with and without worker processes (graphs, symmetry, diagnosis): the same
+    bytes, also with the attribution (run in the rank) and the no-fusion ablation traces."""
+    n = 8 if extra else 12
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in perovskite_rows(12)))
+    data.write_text("".join(json.dumps(r) + "\n" for r in perovskite_rows(n)))
     runner = CliRunner()
 
     def scan(out: Path) -> str:
         args = ["scan", CKPT, data, "--out", out, "--device", "cpu", "--workers", "1",
-                "--batch-size", "4", "--no-progress", "--format", "json"]  # fmt: skip
+                "--batch-size", "4", "--no-progress", "--format", "json", *extra]  # fmt: skip
         result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return out.read_text()
 
-    alone = scan(tmp_path / "alone.jsonl")  # 12 rows < 32 per worker: no pool
+    alone = scan(tmp_path / "alone.jsonl")  # fewer than 32 rows per worker: no pool
     submitted: list[str] = []
     real = scan_runner.ProcessPoolExecutor
 
@@ -139,6 +143,9 @@ def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, 
     monkeypatch.setattr(scan_runner, "MIN_ROWS_PER_WORKER", 1)
     monkeypatch.setattr(scan_runner, "ProcessPoolExecutor", Spy)
     pooled = scan(tmp_path / "pooled.jsonl")
-    assert submitted.count("assemble_job") == 12 and submitted.count("_graph_job") == 12
-    assert [json.loads(x)["status"] for x in pooled.splitlines()] == ["ok"] * 12
+    assert submitted.count("assemble_job") == n and submitted.count("_graph_job") == n
+    rows = [json.loads(x) for x in pooled.splitlines()]
+    assert [r["status"] for r in rows] == ["ok"] * n
+    if extra:
+        assert all("text_reliance" in r for r in rows)
     assert pooled == alone

@@ -275,8 +275,9 @@ def scan_rows(
             while len(ahead) > window:
                 take_one()
             drain(block=len(order) > window + 2 * batch_size)
-        while ahead:
+        while ahead:  # the last window: rows still leave (and are journalled) as they finish
             take_one()
+            drain(block=False)
         flush()
         drain(block=True)
     finally:
