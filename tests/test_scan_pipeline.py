@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import signal
+import subprocess
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -149,3 +151,29 @@ def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, 
     if extra:
         assert all("text_reliance" in r for r in rows)
     assert pooled == alone
+
+
+def test_kill_9_with_workers_then_a_resume_without_gives_the_uninterrupted_rows(tmp_path):
+    """40 rows with one worker: the first run diagnoses in the worker, the resume (fewer than
+    32 rows left) in its own process; kill -9 at two moments, the rows equal an uninterrupted
+    run's byte for byte and no row runs twice."""
+    from test_scan import ENTRY, _resume, _run_until_rows, make_data, scan_args
+
+    from fga_tui.scan.journal import Journal
+
+    data = make_data(tmp_path, 40, {5: '{"jid": "broken-5", "atoms": {"lattice_mat": [[1]]}}'})
+    ref = tmp_path / "ref.jsonl"
+    args = [str(a) for a in scan_args(data, ref, "--no-progress")]
+    assert subprocess.run([*ENTRY, *args], capture_output=True, timeout=300).returncode == 0
+    out = tmp_path / "rows.jsonl"
+    args = [str(a) for a in scan_args(data, out, "--no-progress")]
+    killed = _run_until_rows(args, out, 9, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    first = len(Journal(out).done_rows())
+    assert 9 <= first < 40
+    resumed_args = [*args, "--resume"]
+    killed = _run_until_rows(resumed_args, out, first + 3, signal.SIGKILL)
+    second = len(Journal(out).done_rows())
+    assert killed.returncode == -signal.SIGKILL and first + 3 <= second < 40
+    assert _resume(data, out) == 40 - second  # nothing ran twice
+    assert out.read_bytes() == ref.read_bytes()

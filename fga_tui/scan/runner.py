@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator
@@ -45,8 +46,21 @@ def _can_spawn() -> bool:
 
 def _worker_init() -> None:
     """Ctrl-C is the main process's to handle (it keeps the finished rows); a worker that died
-    of the same SIGINT would break the pool first and turn a clean stop into a traceback."""
+    of the same SIGINT would break the pool first and turn a clean stop into a traceback.
+
+    A worker also ends when the scan that started it is gone (kill -9): it holds both ends of
+    the pool's queue, so it would never see the pipe close and would wait, orphaned, forever
+    (holding the scan's stdout and stderr, so a caller reading them would hang too).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="fga-tui-parent-watch", daemon=True).start()
 
 
 def _graph_job(structure: Any) -> tuple[Any, Any]:
