@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from types import SimpleNamespace
@@ -188,6 +188,10 @@ def scan_rows(
     # again only as a batch companion of its block's unfinished rows (same batch, same floats).
     batch: list[tuple[_Slot | None, int, Any, Any]] = []
     ran = 0
+    # Diagnoses queued in the workers hold their traces (a 5,000-atom cell's is tens of MB):
+    # at most ``queued`` of them wait at once; the rank then waits for the oldest.
+    diagnosing: deque[Future] = deque()
+    queued = max(batch_size, 2 * workers)
 
     def drain(block: bool) -> None:
         """Hand finished rows to the sink in input order (block: until ``order`` is short)."""
@@ -223,7 +227,10 @@ def scan_rows(
             # writes identical rows.
             job = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
             if pool is not None:
+                while diagnosing and (diagnosing[0].done() or len(diagnosing) >= queued):
+                    wait([diagnosing.popleft()])
                 slot.value = pool.submit(assemble_job, *job)
+                diagnosing.append(slot.value)
                 continue
             try:
                 slot.value = assemble_job(*job)
