@@ -11,6 +11,8 @@ import json
 import pickle
 import signal
 import subprocess
+import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,3 +179,43 @@ def test_kill_9_with_workers_then_a_resume_without_gives_the_uninterrupted_rows(
     assert killed.returncode == -signal.SIGKILL and first + 3 <= second < 40
     assert _resume(data, out) == 40 - second  # nothing ran twice
     assert out.read_bytes() == ref.read_bytes()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_scan_worker_exits_when_its_scan_is_killed():
+    """kill -9 of the scanning process: its worker sees the parent gone and exits (it would
+    otherwise wait forever on a queue whose both ends it holds)."""
+    code = (
+        "import os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from multiprocessing import get_context\n"
+        "from fga_tui.scan.runner import _worker_init\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=get_context('spawn'),"
+        " initializer=_worker_init)\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(proc.stdout.readline())
+        assert _alive(worker)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
