@@ -299,6 +299,20 @@ def run_traces(
     )
 
 
+def run_trace_fga_from(
+    loaded: LoadedModel, prepared: PreparedSample, base: Trace, stage: str
+) -> Trace:
+    """``run_trace(..., Ablation(fga_from=stage), counterfactuals=False)`` from ``base``, this
+    sample's trace without interventions: only the model's head runs again."""
+    from fga_tui.model.tracer import trace_fga_from
+
+    ablation = Ablation(fga_from=stage)
+    check_ablation(loaded, ablation, [prepared])
+    return trace_fga_from(
+        loaded.model, prepared.graph, prepared.tokens, prepared.elements, base, stage
+    )
+
+
 def run_attribution(
     loaded: LoadedModel,
     prepared: PreparedSample,

@@ -186,3 +186,55 @@ def test_end_to_end_from_the_sample_file_matches(fork_ckpt, nacl_json, nacl_toke
     prepared = engine.prepare_sample(loaded, engine.load_sample(nacl_json), tokens_path=nacl_tokens)
     trace = engine.run_trace(loaded, prepared)
     assert_matches_fixture(trace, expected)
+
+
+def assert_same_trace(got, want) -> None:
+    """Every field of two traces, exactly (timings aside)."""
+    assert got.stages == want.stages
+    assert got.ablation.specs == want.ablation.specs
+    assert got.tokens == want.tokens and got.elements == want.elements
+    assert got.prediction == want.prediction
+    for name in want.stages:
+        np.testing.assert_array_equal(got.features[name], want.features[name])
+    for name in ("atom_to_text", "text_to_atom", "keys", "token_mask"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert set(got.queries) == set(want.queries)
+    for name in want.queries:
+        np.testing.assert_array_equal(got.queries[name], want.queries[name])
+    assert got.counterfactual == want.counterfactual == {}
+    assert set(got.global_attention) == set(want.global_attention)
+    for name in want.global_attention:
+        np.testing.assert_array_equal(got.global_attention[name], want.global_attention[name])
+    assert set(got.extras) == set(want.extras)
+    for name in want.extras:
+        np.testing.assert_array_equal(got.extras[name], want.extras[name])
+
+
+@pytest.mark.parametrize("stage", ["embed", "alignn.1", "fusion.2", "alignn.3", "gcn.2"])
+def test_fga_from_by_head_replay_equals_the_full_forward(
+    fork_model, nacl_graph, nacl_states, stage
+):
+    from fga_tui.model.tracer import trace_fga_from
+
+    (base,) = trace_batch(fork_model, [nacl_graph], [nacl_states], [("Na", "Cl")])
+    (full,) = trace_batch(
+        fork_model,
+        [nacl_graph],
+        [nacl_states],
+        [("Na", "Cl")],
+        ablation=Ablation(fga_from=stage),
+        counterfactuals=False,
+    )
+    got = trace_fga_from(fork_model, nacl_graph, nacl_states, ("Na", "Cl"), base, stage)
+    assert_same_trace(got, full)
+    assert got.prediction != base.prediction  # the replay did change what the head read
+
+
+def test_fga_from_replay_needs_a_trace_without_interventions(fork_model, nacl_graph, nacl_states):
+    from fga_tui.model.tracer import trace_fga_from
+
+    (nf,) = trace_batch(
+        fork_model, [nacl_graph], [nacl_states], [("Na", "Cl")], ablation=Ablation(no_fusion=True)
+    )
+    with pytest.raises(ValueError, match="without interventions"):
+        trace_fga_from(fork_model, nacl_graph, nacl_states, ("Na", "Cl"), nf, "alignn.1")

@@ -89,7 +89,7 @@ def test_fail_on_uses_the_severity_order(severities, fail_on, fails):
 
 
 def test_same_words_count_only_between_atoms_of_different_elements():
-    from fga_tui.diagnostics.report import _same_top_word_pairs
+    from fga_tui.diagnostics.same_words import same_word_pairs
 
     def entry(atom, words):
         return {"atom": atom, "words": [[w, 0.1] for w in words]}
@@ -101,18 +101,20 @@ def test_same_words_count_only_between_atoms_of_different_elements():
         entry("Ba_3", ["ti", "is", "a", "cubic", "cell"]),  # first word not in the others'
     ]
     elements = ["O", "O", "Ti", "Ba"]
-    assert _same_top_word_pairs(top, [[0], [1], [2], [3]], elements) == [(0, 2), (1, 2)]
+    pairs = same_word_pairs(top, [[0], [1], [2], [3]], elements)
+    assert (pairs.shown, pairs.count) == ([(0, 2), (1, 2)], 2)
 
 
 @pytest.mark.parametrize(("tail", "same"), [(0.0499, True), (0.05, False)])
 def test_near_zero_words_do_not_make_two_atoms_read_differently(tail, same):
-    from fga_tui.diagnostics.report import _same_top_word_pairs
+    from fga_tui.diagnostics.same_words import same_word_pairs
 
     # Both atoms put (nearly) all their weight on "in"; only their negligible words differ.
     hf = {"atom": "Hf_0", "words": [["in", 1.0]] + [[w, tail] for w in ("ba", "the", "cubic")]}
     li = {"atom": "Li_1", "words": [["in", 1.0]] + [[w, tail] for w in ("atom", "li", "2.91")]}
-    pairs = _same_top_word_pairs([hf, li], [[0], [1]], ["Hf", "Li"])
-    assert pairs == ([(0, 1)] if same else [])
+    pairs = same_word_pairs([hf, li], [[0], [1]], ["Hf", "Li"])
+    assert pairs.shown == ([(0, 1)] if same else [])
+    assert pairs.count == int(same)
 
 
 # --- renders -----------------------------------------------------------------------------------
@@ -299,3 +301,40 @@ def test_diagnose_under_an_intervention_compares_every_verdict_with_the_model_as
     assert [(v.code, v.vs_baseline) for v in fresh.verdicts] == [
         (v.code, v.vs_baseline) for v in report.verdicts
     ]
+
+
+@pytest.mark.parametrize("n_atoms", [48, 49])
+def test_big_cells_list_the_first_orbits_and_count_the_rest(n_atoms):
+    """Text and markdown reports list orbits and top words in full up to 48 atoms; above, the
+    first 48 orbits (one atom each, at most 8 labels inside an orbit) and how many more."""
+    import dataclasses
+
+    from fga_tui.diagnostics.render import report_markdown, report_text
+
+    labels = [f"Ba_{i}" for i in range(n_atoms)]
+    # one 10-atom orbit, then every other atom alone
+    orbits = [list(range(10))] + [[i] for i in range(10, n_atoms)]
+    top = [{"atom": lab, "words": [["ba", 0.9]]} for lab in labels]
+    report = dataclasses.replace(bare_report([]), orbits=orbits, labels=labels, top_words=top)
+    text, md = report_text(report), report_markdown(report)
+    member_line = "{Ba_0,Ba_1,Ba_2,Ba_3,Ba_4,Ba_5,Ba_6,Ba_7,+2}"
+    assert member_line in text and member_line.replace(",", ", ") in md
+    listed = [line for line in text.splitlines() if line.strip().endswith(": ba 0.900")]
+    if n_atoms == 48:  # every atom, no count
+        assert len(listed) == 48 and "more orbits" not in text and "orbits shown" not in md
+    else:  # 49 atoms in 40 orbits: one atom per orbit
+        assert len(listed) == 40
+        assert [line.split(":")[0].strip() for line in listed[:2]] == ["Ba_0", "Ba_10"]
+        assert "one atom of each of the first 40 of 40 orbits shown (49 atoms" in text
+        assert "one atom of each of the first 40 of 40 orbits shown (49 atoms" in md
+
+
+def test_orbit_list_stops_after_48_orbits():
+    import dataclasses
+
+    from fga_tui.diagnostics.render import report_text
+
+    labels = [f"Li_{i}" for i in range(50)]
+    report = dataclasses.replace(bare_report([]), orbits=[[i] for i in range(50)], labels=labels)
+    line = next(x for x in report_text(report).splitlines() if x.startswith("symmetry:"))
+    assert line.endswith("{Li_47}  ... 2 more orbits")

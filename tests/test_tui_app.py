@@ -628,3 +628,43 @@ async def test_quitting_during_a_real_500_atom_diagnosis_returns_promptly(tmp_pa
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 async def test_quitting_during_a_real_500_atom_diagnosis_on_the_gpu(tmp_path):
     await _quit_during_a_real_500_atom_diagnosis(tmp_path, "auto")
+
+
+def test_kept_pictures_hold_no_strips_and_plotext_is_frozen(session, cell):
+    """Long-lived panes' caches stay out of every full garbage collection's walk: kept
+    pictures are segment lists (a Strip owns seven caches), and modules imported on first use
+    are imported before the one ``gc.freeze``."""
+    import asyncio
+    import gc
+
+    from textual.strip import Strip
+
+    from fga_tui.tui.widgets.cached import CachedLines, pack, unpack
+    from fga_tui.tui.widgets.scrubber import CurvePlot
+
+    async def run() -> None:
+        app = FgaApp(session=session)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await _ready(pilot)
+            for _ in range(len(app.view.stages)):
+                await pilot.press("right")
+            await pilot.pause(0.3)
+            panes = [w for w in app.query("*") if isinstance(w, (CachedLines, CurvePlot))]
+            kept = [
+                p
+                for w in panes
+                for p in (w._pictures if isinstance(w, CachedLines) else w._cache).values()
+            ]
+            assert len(kept) >= len(app.view.stages)  # one picture per stage at least
+            assert not any(isinstance(line, Strip) for p in kept for line in p)
+            first = kept[0]
+            assert [(list(s), s.cell_length) for s in unpack(first)] == [
+                (list(seg), n) for seg, n in first
+            ]
+            assert pack(unpack(first)) == first
+            import plotext
+
+            young = {id(o) for o in gc.get_objects(generation=2)}
+            assert id(vars(plotext)) not in young  # frozen, never walked again
+
+    asyncio.run(run())

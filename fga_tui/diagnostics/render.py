@@ -80,6 +80,45 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), *[line(r) for r in rows]]
 
 
+#: a text or markdown report lists orbits and per-atom words in full up to here; a big cell
+#: (a 5,000-atom supercell has 5,000 orbits without symmetry) gets the first ones and a count.
+MAX_ATOMS_LISTED = 48
+
+
+#: labels shown inside one orbit before "+N"
+MAX_MEMBERS_LISTED = 8
+
+
+def _orbits(report: Report, sep: str, inner: str) -> str:
+    def one(orbit: list[int]) -> str:
+        names = [report.labels[i] for i in orbit[:MAX_MEMBERS_LISTED]]
+        if len(orbit) > len(names):
+            names.append(f"+{len(orbit) - len(names)}")
+        return "{" + inner.join(names) + "}"
+
+    shown = report.orbits[:MAX_ATOMS_LISTED]
+    text = sep.join(one(o) for o in shown)
+    if len(shown) < len(report.orbits):
+        text += f"{sep}... {len(report.orbits) - len(shown)} more orbits"
+    return text
+
+
+def _listed_words(report: Report) -> list[dict]:
+    """Every atom's top words, or for a big cell one atom of each of the first orbits."""
+    if len(report.top_words) <= MAX_ATOMS_LISTED:
+        return report.top_words
+    return [report.top_words[o[0]] for o in report.orbits[:MAX_ATOMS_LISTED]]
+
+
+def _words_note(report: Report, listed: int) -> str | None:
+    if listed == len(report.top_words):
+        return None
+    return (
+        f"one atom of each of the first {listed} of {len(report.orbits)} orbits shown "
+        f"({len(report.top_words)} atoms; --format json lists every atom)"
+    )
+
+
 def report_text(report: Report) -> str:
     s, c = report.sample, report.checkpoint
     first = intervention_line(report)
@@ -90,8 +129,7 @@ def report_text(report: Report) -> str:
         + (f", inferred: {', '.join(c['inferred'])}" if c["inferred"] else ""),
         f"prediction: {report.prediction:.6g}"
         + (f"   target: {s['target']:.6g}" if isinstance(s.get("target"), float) else ""),
-        f"symmetry: {report.symmetry.get('spacegroup')}; orbits: "
-        + "  ".join("{" + ",".join(report.labels[i] for i in o) + "}" for o in report.orbits),
+        f"symmetry: {report.symmetry.get('spacegroup')}; orbits: " + _orbits(report, "  ", ","),
         "",
         verdict_summary(report),
     ]
@@ -118,9 +156,13 @@ def report_text(report: Report) -> str:
     out += ["  " + r for r in _table(STAGE_HEADER, _stage_rows(report))]
     if report.top_words:
         out += ["", "top words (head average):"]
-        for entry in report.top_words:
+        entries = _listed_words(report)
+        for entry in entries:
             words = ", ".join(f"{w} {x:.3f}" for w, x in entry["words"][:5])
             out.append(f"  {entry['atom']:>8}: {words}")
+        note = _words_note(report, len(entries))
+        if note:
+            out.append(f"  ... {note}")
     if report.profile:
         out += ["", "attention if read from each stage (cross-orbit JSD, bits):"]
         out.append(
@@ -153,8 +195,7 @@ def report_markdown(report: Report) -> str:
         "",
         f"- checkpoint: `{c['path']}` ({c['layout']})",
         f"- prediction: {report.prediction:.6g}",
-        f"- symmetry: {report.symmetry.get('spacegroup')}, orbits: "
-        + ", ".join("{" + ", ".join(report.labels[i] for i in o) + "}" for o in report.orbits),
+        f"- symmetry: {report.symmetry.get('spacegroup')}, orbits: " + _orbits(report, ", ", ", "),
         "",
         "## Verdicts",
         "",
@@ -188,8 +229,12 @@ def report_markdown(report: Report) -> str:
     out += ["| " + " | ".join(r) + " |" for r in _stage_rows(report)]
     if report.top_words:
         out += ["", "## Top words", "", "| atom | words |", "|---|---|"]
-        for entry in report.top_words:
+        entries = _listed_words(report)
+        for entry in entries:
             words = ", ".join(f"{w} ({x:.3f})" for w, x in entry["words"][:5])
             out.append(f"| {entry['atom']} | {words} |")
+        note = _words_note(report, len(entries))
+        if note:
+            out += ["", f"_{note}_"]
     out += report_lines(report, markdown=True)
     return "\n".join(out) + "\n"

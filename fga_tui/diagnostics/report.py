@@ -22,12 +22,13 @@ from fga_tui.diagnostics.attention import (
 )
 from fga_tui.diagnostics.evidence import Evidence, Probe, Verdict
 from fga_tui.diagnostics.rules import probe_symptom, symptom
+from fga_tui.diagnostics.same_words import distinct_count, same_word_pairs
 from fga_tui.diagnostics.separation import (
-    COLLAPSE_SEPARATION,
     InputGroups,
     input_groups,
     separation_profile,
 )
+from fga_tui.diagnostics.separation import separation as separation_of
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.diagnostics.similarity import StageMetrics, stage_metrics
 from fga_tui.diagnostics.verdict import compare_with_baseline, decide
@@ -148,61 +149,6 @@ def _top_words(
     ]
 
 
-#: "the same top words" as a user reads them: at least 4 of the top 5 in common, and each
-#: atom's first word among the other's first two (a near-tie for first place is still "same").
-SAME_TOP_K = 5
-SAME_TOP_SHARED = 4
-#: a word under 5 % of the atom's heaviest word's weight is noise in the ranking: two atoms
-#: that put (nearly) all their attention on one word read that word, whatever order their
-#: near-zero words come in.
-WORD_WEIGHT_FLOOR = 0.05
-MAX_PAIRS_SHOWN = 20
-
-
-def _pair_same(a: list[str], b: list[str]) -> bool:
-    if not a or not b or a[0] not in b[:2] or b[0] not in a[:2]:
-        return False
-    return len(set(a) & set(b)) >= min(SAME_TOP_SHARED, len(a), len(b))
-
-
-def _weighty_words(words: list) -> list[str]:
-    """The ranked words that carry weight (``WORD_WEIGHT_FLOOR`` of the heaviest or more)."""
-    if not words:
-        return []
-    floor = WORD_WEIGHT_FLOOR * float(words[0][1])
-    return [w for w, x in words if float(x) >= floor]
-
-
-def _same_top_word_pairs(
-    top: list[dict], orbits: list[list[int]], elements: Sequence[str]
-) -> list[tuple[int, int]]:
-    """Pairs of orbit representatives (atom indices) of different elements that show the same
-    top words (``_pair_same`` on the words that carry weight, ``_weighty_words``). Same-element
-    atoms are not compared: the input never told them apart (see ``separation``). Candidates
-    are found through each atom's first word, so a 500-orbit cell does not compare every
-    pair."""
-    if len(orbits) < 2 or not top:
-        return []
-    reps = [o[0] for o in orbits]
-    lists = {i: _weighty_words(top[i]["words"][:SAME_TOP_K]) for i in reps}
-    by_first: dict[str, list[int]] = {}
-    for i in reps:
-        if lists[i]:
-            by_first.setdefault(lists[i][0], []).append(i)
-    position = {i: k for k, i in enumerate(reps)}
-    pairs = set()
-    for a in reps:
-        for word in lists[a][:2]:
-            for b in by_first.get(word, ()):
-                if (
-                    position[b] > position[a]
-                    and elements[a] != elements[b]
-                    and _pair_same(lists[a], lists[b])
-                ):
-                    pairs.add((a, b))
-    return sorted(pairs, key=lambda p: (position[p[0]], position[p[1]]))
-
-
 def _closest_groups(
     trace: Trace, groups: InputGroups
 ) -> tuple[tuple[str, str] | None, float | None]:
@@ -235,18 +181,6 @@ def _special_token_atoms(trace: Trace, atoms: list[int]) -> list[int]:
     words = mask & np.array([t not in SPECIAL_TOKENS for t in trace.tokens], dtype=bool)
     mass = avg[:, words].sum(axis=1)
     return [i for i in atoms if mass[i] < SPECIAL_ONLY_MASS]
-
-
-def _distinct_pairs(X: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The ``pairs`` whose features differ by at least ``COLLAPSE_SEPARATION`` of the feature
-    scale (the separation's own yardstick)."""
-    if not pairs:
-        return []
-    X = np.asarray(X, dtype=np.float64)
-    scale = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
-    a, b = np.array(pairs).T
-    d = np.linalg.norm(X[a] - X[b], axis=1)
-    return [p for p, far in zip(pairs, d >= COLLAPSE_SEPARATION * scale, strict=True) if far]
 
 
 #: head-averaged rows whose normalised entropy is this close to 1 read every token alike
@@ -328,13 +262,17 @@ def diagnose(
             attribution=attribution,
         )
     symmetry = analyse_symmetry(prepared.sample.structure)
+    orbits = [list(map(int, o)) for o in symmetry.orbits]
+    # Measured once: the ablations choose their stage from it and the report shows it.
+    separation = separation_profile(trace.features, trace.stages, orbits, trace.elements)
     traces: dict[str, Trace] = {}
     if run_ablations and not trace.ablation.active:
-        traces = cause_ablations(loaded, prepared, trace, symmetry.orbits)
+        traces = cause_ablations(loaded, prepared, trace, orbits, separation=separation)
     diagnosis = assemble(
         loaded,
         prepared,
         trace,
+        separation=separation,
         audit_result=audit_result,
         ablation_traces=traces,
         stopwords=stopwords,
@@ -374,9 +312,16 @@ def _compare_attribution_verdicts(diagnosis: Diagnosis, plain: Diagnosis) -> Dia
 
 
 def cause_ablations(
-    loaded: Any, prepared: Any, trace: Trace, orbits: list[list[int]]
+    loaded: Any,
+    prepared: Any,
+    trace: Trace,
+    orbits: list[list[int]],
+    *,
+    separation: dict[str, float | None] | None = None,
 ) -> dict[str, Trace]:
-    """The ablations that separate causes for this checkpoint (skipping meaningless ones)."""
+    """The ablations that separate causes for this checkpoint (skipping meaningless ones).
+
+    ``separation``: the trace's separation profile, when already measured."""
     from fga_tui import engine
 
     out: dict[str, Trace] = {}
@@ -385,14 +330,12 @@ def cause_ablations(
             loaded, prepared, Ablation(no_fusion=True), counterfactuals=False
         )
     if "fga" in trace.stages:
-        sep = separation_profile(trace.features, trace.stages, orbits, trace.elements)
+        sep = separation or separation_profile(trace.features, trace.stages, orbits, trace.elements)
         known = {s: v for s, v in sep.items() if v is not None and s not in ("fga", "embed")}
         if known:
             best = max(known, key=lambda s: known[s])
             if best != fga_input_stage(trace):
-                out[f"fga_from={best}"] = engine.run_trace(
-                    loaded, prepared, Ablation(fga_from=best), counterfactuals=False
-                )
+                out[f"fga_from={best}"] = engine.run_trace_fga_from(loaded, prepared, trace, best)
     return out
 
 
@@ -401,6 +344,7 @@ def assemble(
     prepared: Any,
     trace: Trace,
     *,
+    separation: dict[str, float | None] | None = None,
     audit_result: Any = None,
     ablation_traces: dict[str, Trace] | None = None,
     stopwords: set[str] | None = None,
@@ -410,6 +354,9 @@ def assemble(
     baseline_verdicts: Sequence[Verdict] | None = None,
 ) -> Diagnosis:
     """Metrics, attention analysis and verdicts from traces already computed (numpy only).
+
+    ``separation``: the trace's separation profile, when already measured (over the same
+    orbits and elements).
 
     ``lean`` (dataset scans): stage metrics only for the stage feeding the attention and no
     per-stage attention profile; the verdicts need neither (they read the separation, which is
@@ -435,9 +382,10 @@ def assemble(
         for s in trace.stages
         if not lean or s == fin_stage
     }
-    separation = separation_profile(
-        trace.features, trace.stages, orbits, trace.elements, groups=groups
-    )
+    if separation is None:
+        separation = separation_profile(
+            trace.features, trace.stages, orbits, trace.elements, groups=groups
+        )
 
     att = None
     profile = []
@@ -454,21 +402,19 @@ def assemble(
     ablations: dict[str, Any] = {}
     probes = []
     for name, t in ablation_traces.items():
-        sep_t = separation_profile(t.features, t.stages, orbits, t.elements, groups=groups)
-        sep_in = sep_t.get(fga_input_stage(t) or t.stages[-1])
+        # only the stage the attention read is compared (each stage costs a Gram matrix)
+        sep_in = separation_of(t.features[fga_input_stage(t) or t.stages[-1]], groups)
         jsd_t = _cross_orbit_jsd(t, orbits)
         closest_t, closest_jsd_t = _closest_groups(t, groups)
-        pairs_t = _same_top_word_pairs(
-            _top_words(t, stopwords=stopwords, keep=keep), orbits, t.elements
-        )
+        pairs_t = same_word_pairs(_top_words(t, stopwords=stopwords, keep=keep), orbits, t.elements)
         probe = Probe(
             spec=", ".join(t.ablation.specs) or name,
             separation_at_fga_input=sep_in,
             attention_jsd=jsd_t,
             closest_groups=closest_t,
             closest_group_jsd=closest_jsd_t,
-            same_word_pairs=tuple((labels[a], labels[b]) for a, b in pairs_t[:MAX_PAIRS_SHOWN]),
-            same_word_pair_count=len(pairs_t),
+            same_word_pairs=tuple((labels[a], labels[b]) for a, b in pairs_t.shown),
+            same_word_pair_count=pairs_t.count,
             prediction=t.prediction,
         )
         probes.append(probe)
@@ -495,8 +441,8 @@ def assemble(
     }
     multi = any(len(o) > 1 for o in orbits)
     special_only = [labels[i] for i in _special_token_atoms(trace, [o[0] for o in orbits])]
-    same_pairs = _same_top_word_pairs(top, orbits, trace.elements)
-    distinct = _distinct_pairs(trace.features[fin_stage], same_pairs)
+    same_pairs = same_word_pairs(top, orbits, trace.elements)
+    distinct = distinct_count(trace.features[fin_stage], same_pairs, separation.get(fin_stage))
     closest, closest_jsd = _closest_groups(trace, groups)
     degree = np.bincount(graph.edge_dst, minlength=trace.num_atoms)
     broken = [
@@ -515,9 +461,9 @@ def assemble(
         if att is None or att.decomposition is None
         else att.decomposition.shared_fraction,
         group_names=groups.names,
-        same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs[:MAX_PAIRS_SHOWN]],
-        same_word_pair_count=len(same_pairs),
-        same_word_distinct_count=len(distinct),
+        same_word_pairs=[(labels[a], labels[b]) for a, b in same_pairs.shown],
+        same_word_pair_count=same_pairs.count,
+        same_word_distinct_count=distinct,
         closest_groups=closest,
         closest_group_jsd=closest_jsd,
         first_uniform_stage=first_uniform_stage(profile) if profile else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import signal
 import time
 from collections.abc import Iterable
@@ -51,6 +52,17 @@ if TYPE_CHECKING:
     from fga_tui.tui.view import View
 
 WIDE = 120
+#: Imported by the panes on first use (the curves, the words pane, the ANSI plot parser):
+#: imported before ``gc.freeze`` so that their module objects are frozen too.
+WARM_IMPORTS = (
+    "plotext",
+    "rich.ansi",
+    "textual.scrollbar",
+    "concurrent.futures.thread",
+    "fga_tui.diagnostics.words",
+    "fga_tui.diagnostics.grounding",
+    "fga_tui.structure.features",
+)
 #: Focusable panes in Tab order: (container id, the widget that takes focus, key).
 PANES = (
     ("atoms-pane", "atoms", "1"),
@@ -262,11 +274,16 @@ class FgaApp(App[None]):
 
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - self._t0
-        # Once, before any view: the app's own long-lived objects leave the collector's
-        # generations, so a collection triggered while a view arrives walks only the new
-        # objects (freezing after every view instead pinned each view's garbage for good).
-        gc.freeze()
         self._submit(self._request)
+        # Once, before any view: the modules the panes import on first use are imported now,
+        # then the app's long-lived objects leave the collector's generations, so a full
+        # collection triggered while a view arrives walks only the new objects (plotext alone
+        # is ~10,000 of them; freezing after every view instead pinned each view's garbage
+        # for good).
+        for name in WARM_IMPORTS:
+            importlib.import_module(name)
+        gc.collect()
+        gc.freeze()
 
     def on_resize(self) -> None:
         self._responsive()

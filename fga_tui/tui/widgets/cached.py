@@ -5,6 +5,11 @@ that repaints on every stage step that conversion dominated the step latency (~1
 160×48 on a loaded 2-core node). Here a pane states what its picture depends on
 (``cache_key``) and how to draw it (``build``); ``render_line`` serves cached strips. The last
 ``KEEP`` pictures are kept, so scrubbing back over stages already seen costs no build at all.
+
+Kept pictures are stored as their segment lists, not as ``Strip`` s: a Textual ``Strip`` owns
+seven small caches, and hundreds of kept strips per pane were most of what every full garbage
+collection of the UI process walked (20-60 ms stalls mid-scrub on a 500-atom cell). Strips are
+made again, cheaply, only for the picture on screen.
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ def text_to_strips(text: Text, console: Console, base: Style) -> list[Strip]:
 
 
 KEEP = 32
+#: one kept picture: each line's segments and its cell length
+Picture = tuple[tuple[list[Segment], int], ...]
+
+
+def pack(strips: list[Strip]) -> Picture:
+    """Strips as plain segment lists (see the module docstring for why)."""
+    return tuple((list(strip), strip.cell_length) for strip in strips)
+
+
+def unpack(picture: Picture) -> list[Strip]:
+    return [Strip(segments, length) for segments, length in picture]
 
 
 class CachedLines(Widget):
@@ -41,7 +57,7 @@ class CachedLines(Widget):
         self._strips: list[Strip] = []
         self._strips_key: Hashable = None
         self._base = Style()
-        self._pictures: OrderedDict[Hashable, list[Strip]] = OrderedDict()
+        self._pictures: OrderedDict[Hashable, Picture] = OrderedDict()
 
     def cache_key(self) -> Hashable:
         """What the picture depends on (subclasses define it)."""
@@ -56,21 +72,22 @@ class CachedLines(Widget):
         key = (self.cache_key(), self.size, self.app.theme)
         if key == self._strips_key:
             return self._strips
-        cached = self._pictures.get(key)
-        if cached is None:
+        picture = self._pictures.get(key)
+        if picture is None:
             self._base = self.rich_style  # computing it is not free: once per picture
             width = self.size.width
-            cached = [
+            strips = [
                 strip.crop_extend(0, width, self._base)
                 for strip in text_to_strips(self.build(), self.app.console, self._base)
             ]
-            self._pictures[key] = cached
+            self._pictures[key] = pack(strips)
             if len(self._pictures) > KEEP:
                 self._pictures.popitem(last=False)
         else:
             self._pictures.move_to_end(key)
-        self._strips, self._strips_key = cached, key
-        return cached
+            strips = unpack(picture)
+        self._strips, self._strips_key = strips, key
+        return strips
 
     def render_line(self, y: int) -> Strip:
         strips = self.lines()

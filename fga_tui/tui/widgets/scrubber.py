@@ -20,7 +20,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from fga_tui.tui.state import Cursor
-from fga_tui.tui.widgets.cached import CachedLines, text_to_strips
+from fga_tui.tui.widgets.cached import CachedLines, Picture, pack, text_to_strips, unpack
 
 if TYPE_CHECKING:
     from fga_tui.tui.view import View
@@ -198,7 +198,9 @@ class CurvePlot(Widget):
         super().__init__(id=id)
         self._view: View | None = None
         self._cursor = Cursor()
-        self._cache: OrderedDict[tuple, list[Strip]] = OrderedDict()
+        self._cache: OrderedDict[tuple, Picture] = OrderedDict()
+        self._current: list[Strip] = []
+        self._current_key: tuple | None = None
         self._prewarm: list[int] = []
         self._blank = Strip.blank(0)
 
@@ -224,10 +226,13 @@ class CurvePlot(Widget):
 
     def _lines(self, stage: int) -> list[Strip]:
         key = self._key(stage)
+        if key == self._current_key:
+            return self._current
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
-            return cached
+            self._current, self._current_key = unpack(cached), key
+            return self._current
         assert self._view is not None
         width, height = self.size.width, self.size.height
         wide = width >= WIDE_PLOT
@@ -253,9 +258,10 @@ class CurvePlot(Widget):
             s.crop_extend(0, width, base) for s in text_to_strips(text, self.app.console, base)
         ]
         self._blank = Strip.blank(width, base)
-        self._cache[key] = strips
+        self._cache[key] = pack(strips)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+        self._current, self._current_key = strips, key
         return strips
 
     def _schedule_prewarm(self) -> None:
