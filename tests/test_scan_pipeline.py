@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from fga_tui import engine
@@ -135,7 +136,6 @@ def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, 
         assert result.exit_code == 0, result.output
         return out.read_text()
 
-    alone = scan(tmp_path / "alone.jsonl")  # fewer than 32 rows per worker: no pool
     submitted: list[str] = []
     real = scan_runner.ProcessPoolExecutor
 
@@ -144,9 +144,23 @@ def test_a_scan_with_diagnosis_workers_writes_the_rows_of_one_process(tmp_path, 
             submitted.append(fn.__name__)
             return super().submit(fn, *args, **kwargs)
 
-    monkeypatch.setattr(scan_runner, "MIN_ROWS_PER_WORKER", 1)
-    monkeypatch.setattr(scan_runner, "ProcessPoolExecutor", Spy)
-    pooled = scan(tmp_path / "pooled.jsonl")
+    def pooled_scan() -> str:
+        monkeypatch.setattr(scan_runner, "MIN_ROWS_PER_WORKER", 1)
+        monkeypatch.setattr(scan_runner, "ProcessPoolExecutor", Spy)
+        return scan(tmp_path / "pooled.jsonl")
+
+    before = torch.get_num_threads()
+    # One more thread than a rank with one worker takes: each scan lowers it (so both trace
+    # with the same threads, the same GEMM bits) and gives it back.
+    more = scan_runner.rank_threads(1, 1) + 1
+    try:
+        torch.set_num_threads(more)
+        alone = scan(tmp_path / "alone.jsonl")  # fewer than 32 rows per worker: no pool
+        assert torch.get_num_threads() == more
+        pooled = pooled_scan()
+        assert torch.get_num_threads() == more
+    finally:
+        torch.set_num_threads(before)
     assert submitted.count("assemble_job") == n and submitted.count("_graph_job") == n
     rows = [json.loads(x) for x in pooled.splitlines()]
     assert [r["status"] for r in rows] == ["ok"] * n
@@ -219,3 +233,14 @@ def test_a_scan_worker_exits_when_its_scan_is_killed():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_rank_leaves_its_workers_their_cores(monkeypatch):
+    monkeypatch.setattr(scan_runner, "_cores", lambda: 16)
+    assert scan_runner.rank_threads(1, 8) == 8
+    assert scan_runner.rank_threads(1, 0) == 16
+    assert scan_runner.rank_threads(4, 0) == 4
+    assert scan_runner.rank_threads(2, 7) == 1
+    assert scan_runner.rank_threads(2, 12) == 1  # never fewer than one
+    monkeypatch.setattr(scan_runner, "_cores", lambda: 2)
+    assert scan_runner.rank_threads(1, scan_runner.default_workers(1)) == 1
