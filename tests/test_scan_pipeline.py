@@ -244,3 +244,27 @@ def test_a_rank_leaves_its_workers_their_cores(monkeypatch):
     assert scan_runner.rank_threads(2, 12) == 1  # never fewer than one
     monkeypatch.setattr(scan_runner, "_cores", lambda: 2)
     assert scan_runner.rank_threads(1, scan_runner.default_workers(1)) == 1
+
+
+def test_a_diagnosis_that_fails_in_the_rank_is_that_rows_error(tmp_path, monkeypatch):
+    """The scan goes on past a row whose diagnosis raises, as it does for a worker's."""
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in perovskite_rows(4)))
+    real = scan_runner.assemble_job
+
+    def flaky(view, position, *rest):
+        if position == 2:
+            raise FloatingPointError("overflow in an odd cell")
+        return real(view, position, *rest)
+
+    monkeypatch.setattr(scan_runner, "assemble_job", flaky)
+    out = tmp_path / "rows.jsonl"
+    args = ["scan", CKPT, data, "--out", out, "--device", "cpu", "--no-progress",
+            "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "ok", "error", "ok"]
+    assert rows[2] == {"row": 3, "position": 2, "id": "s2", "status": "error",
+                       "error": "diagnosis failed: overflow in an odd cell"}  # fmt: skip
+    assert json.loads(result.stdout)["failed"] == 1
