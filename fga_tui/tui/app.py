@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import signal
 import time
@@ -17,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -28,6 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from fga_tui.diagnostics.severity import Severity
 from fga_tui.io.errors import InputError
+from fga_tui.tui.gc_policy import GcPolicy
 from fga_tui.tui.messages import (
     AttributionReady,
     Progress,
@@ -190,6 +190,7 @@ class FgaApp(App[None]):
     ) -> None:
         super().__init__()
         self._t0 = time.perf_counter()
+        self._gc = GcPolicy()
         if session is None:
             if options is None:
                 raise ValueError("FgaApp needs options or a session")
@@ -275,15 +276,21 @@ class FgaApp(App[None]):
     def _first_paint(self) -> None:
         self.first_paint_s = time.perf_counter() - self._t0
         self._submit(self._request)
-        # Once, before any view: the modules the panes import on first use are imported now,
-        # then the app's long-lived objects leave the collector's generations, so a full
-        # collection triggered while a view arrives walks only the new objects (plotext alone
-        # is ~10,000 of them; freezing after every view instead pinned each view's garbage
-        # for good).
+        # Before any view: the modules the panes import on first use are imported now, so
+        # the collection policy freezes them with the app (plotext alone is ~10,000 objects
+        # every full collection would otherwise walk); see ``gc_policy``.
         for name in WARM_IMPORTS:
             importlib.import_module(name)
-        gc.collect()
-        gc.freeze()
+        self._gc.install()
+        self.set_interval(0.5, self._gc.tick)
+
+    def on_unmount(self) -> None:
+        self._gc.uninstall()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._gc.touched()  # not idle: no long collection now
+        await super().on_event(event)
 
     def on_resize(self) -> None:
         self._responsive()
