@@ -138,3 +138,19 @@ def test_the_histogram_chart_draws_from_bounded_stats():
     text = histogram_text(stats, "jsd, log10", width=60)
     assert "jsd, log10" in text
     assert histogram_text([0.0, -1.0, 0.5], "none") == ""
+
+
+def test_the_rows_a_resume_skips_are_a_bitmap():
+    import sys
+
+    from fga_tui.scan.journal import RowSet
+
+    done = RowSet(range(1, 76_001, 1))
+    done.add(5)  # already there: counted once
+    assert len(done) == 76_000 and 1 in done and 76_000 in done
+    assert 0 not in done and 76_001 not in done and "3" not in done
+    assert sys.getsizeof(done._bits) < 16 * 1024  # one bit per row (a set of ints: ~5 MB)
+    assert RowSet([3, 1, 2]) == {1, 2, 3} and list(RowSet([9, 2, 700])) == [2, 9, 700]
+    huge = RowSet([10**15, 4, -2])  # only a hand-edited journal has such numbers
+    assert len(huge) == 3 and 10**15 in huge and -2 in huge
+    assert list(huge) == [-2, 4, 10**15] and sys.getsizeof(huge._bits) < 100
