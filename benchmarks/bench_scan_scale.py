@@ -4,8 +4,9 @@ Three checks on the example dataset (``examples/make_dataset.py --tokens``) with
 checkpoint, each a ratio or an equality from one run on one machine:
 
 - ``memory``: peak RSS of ``fga-tui scan`` for 317 and 1,588 rows (target: ratio <= 1.3);
-- ``kill``: ``kill -9`` at ten random moments, each followed by ``--resume``; the final rows file
-  must equal an uninterrupted scan's, byte for byte, and no row may run twice;
+- ``kill``: ``kill -9`` at ten seeded random moments spread over the scan (all mid-scan), each
+  followed by ``--resume``; the final rows file must equal an uninterrupted scan's, byte for
+  byte, and no row may be journalled twice (a table per kill; exit 1 when a check fails);
 - ``ranks``: rows/s of one process and of ``torchrun --nproc-per-node 2`` (gloo on CPU).
 
 Run: ``python benchmarks/bench_scan_scale.py memory|kill|ranks [--rows N] [--seed S]``.
@@ -72,55 +73,73 @@ def memory(folder: Path) -> None:
     )
 
 
+def _journal_lines(journal) -> int:
+    """Complete row lines in all segments, duplicates included (a row run twice counts twice)."""
+    from fga_tui.scan.journal import _row_lines
+
+    return sum(1 for seg in journal.segments() for _ in _row_lines(seg))
+
+
 def kill(folder: Path, n: int, kills: int, seed: int) -> None:
+    """``kill -9`` at ``kills`` seeded random moments spread over one scan, each followed by a
+    ``--resume`` (the next run), then a last ``--resume`` to the end; the rows file must equal
+    the uninterrupted scan's byte for byte and no row may be journalled twice."""
+    from fga_tui.scan.journal import Journal
+
     rng = random.Random(seed)
     data = dataset(folder, n)
     ref = folder / "ref.jsonl"
     t0 = time.perf_counter()
-    subprocess.run([*ENTRY, "scan", str(CKPT), str(data), "--out", str(ref), *ARGS],
+    args = [*ARGS, "--batch-size", "8"]
+    subprocess.run([*ENTRY, "scan", str(CKPT), str(data), "--out", str(ref), *args],
                    check=True, capture_output=True)  # fmt: skip
-    print(f"uninterrupted scan of {n} rows: {time.perf_counter() - t0:.0f} s")
+    print(f"uninterrupted scan of {n} rows: {time.perf_counter() - t0:.1f} s")
     out = folder / "rows.jsonl"
-    from fga_tui.scan.journal import Journal
-
     journal = Journal(out)
-    ran_total = 0
-    for k in range(kills):
-        argv = [*ENTRY, "scan", str(CKPT), str(data), "--out", str(out), *ARGS]
+    # The moments: one random row count in each of ``kills`` equal slices of the first 5/6 of
+    # the rows (spread over the scan, the end left free so that every kill lands mid-scan); a
+    # run is killed once the journal holds that many rows, plus a random 0-0.3 s (mid-batch,
+    # mid-diagnosis, mid-write). Batches of 8 rows journal finely enough for ten distinct moments.
+    span = n - n // 6
+    targets = [
+        rng.randrange(1 + k * span // kills, 1 + (k + 1) * span // kills) for k in range(kills)
+    ]
+    print(" kill  target  waited s  journalled before -> after  mid-scan")
+    mid = 0
+    for k, target in enumerate(targets, start=1):
+        argv = [*ENTRY, "scan", str(CKPT), str(data), "--out", str(out), *args]
         if journal.exists():
             argv.append("--resume")
         before = len(journal.done_rows())
-        # A random moment: during start-up (1 in 5), else once a random number of further rows
-        # is journalled, plus up to half a second (mid-batch, mid-write, mid-merge).
-        early = rng.random() < 0.2 or before >= n  # all journalled: the merge is what's left
-        target = n if early else before + rng.randint(1, max(1, (n - before) // 3))
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
-        if early:
-            time.sleep(rng.uniform(0.5, 8.0))
-        else:
-            while proc.poll() is None and len(journal.done_rows()) < target:
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 0.5))
+        while proc.poll() is None and len(journal.done_rows()) < target:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        running = proc.poll() is None
         proc.kill()
         proc.wait()
         after = len(journal.done_rows())
-        print(
-            f"kill {k + 1:>2} after {time.perf_counter() - t0:5.1f} s: "
-            f"{before:>4} -> {after:>4} rows journalled"
-        )
-        if out.exists():
-            print("   (the scan had finished before the kill)")
-            break
+        inside = running and not out.exists() and after < n
+        mid += inside
+        print(f"{k:>5}  {target:>6}  {time.perf_counter() - t0:8.1f}  "
+              f"{before:>17} -> {after:<5}  {'yes' if inside else 'NO'}")  # fmt: skip
+    lines, unique = _journal_lines(journal), len(journal.done_rows())
     proc = subprocess.run(
-        [*ENTRY, "scan", str(CKPT), str(data), "--out", str(out), *ARGS, "--resume"],
+        [*ENTRY, "scan", str(CKPT), str(data), "--out", str(out), *args, "--resume"],
         capture_output=True,
         text=True,
     )
-    if proc.returncode == 0:
-        ran_total = json.loads(proc.stdout)["distributed"]["rows_per_rank"][0]
+    if proc.returncode != 0:
+        raise SystemExit(f"final --resume failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    ran = json.loads(proc.stdout)["distributed"]["rows_per_rank"][0]
     same = out.read_bytes() == ref.read_bytes()
-    print(f"final --resume ran {ran_total} rows; rows file identical to uninterrupted: {same}")
+    print(f"{mid} of {kills} kills mid-scan; journal before the last resume: {unique} rows, "
+          f"{lines - unique} journalled twice; the last --resume ran {ran} rows "
+          f"({unique} + {ran} = {unique + ran} of {n})")  # fmt: skip
+    print(f"rows file identical to the uninterrupted scan's: {same}")
+    if not same or lines != unique or unique + ran != n or mid != kills:
+        raise SystemExit("kill check FAILED")
 
 
 def ranks(folder: Path, n: int) -> None:

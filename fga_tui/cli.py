@@ -668,7 +668,7 @@ def scan(
         int, typer.Option("--batch-size", min=1, help="Samples per forward.")
     ] = 16,
     workers: Annotated[
-        int, typer.Option("--workers", min=0, help="Graph-building processes (0: auto).")
+        int, typer.Option("--workers", min=0, help="Graph and diagnosis processes (0: auto).")
     ] = 0,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N rows.")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tui_support import prime, synthetic_view
+from tui_support import ready as _ready
 
 from fga_tui.trace import Ablation
 from fga_tui.tui.app import FgaApp
@@ -47,15 +48,6 @@ def _options(sample: Path, tokens: Path | None, tmp: Path, **kw) -> SessionOptio
     )
 
 
-def _prime(session: Session) -> None:
-    """Compute the initial view synchronously so apps start from the cache."""
-    posted: list = []
-    session.compute(
-        session.next_generation(), session.initial_request(), posted.append, lambda: False
-    )
-    assert any(isinstance(m, ViewReady) for m in posted), posted
-
-
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("ba4hfli")
@@ -67,18 +59,8 @@ def cell(tmp_path_factory) -> tuple[Path, Path, Path]:
 def session(cell) -> Session:
     folder, sample, tokens = cell
     s = Session(_options(sample, tokens, folder))
-    _prime(s)
+    prime(s)
     return s
-
-
-async def _ready(pilot, timeout: float = 60.0) -> None:
-    app = pilot.app
-    start = time.monotonic()
-    while (app.view is None or app.busy) and time.monotonic() - start < timeout:
-        if app.error:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause()
 
 
 async def test_first_view_shows_every_pane(session):
@@ -515,39 +497,7 @@ async def test_open_sample_without_token_states_shows_the_error_and_keeps_the_vi
 
 
 async def test_large_structure_heatmap_is_aggregated_and_says_so():
-    from fga_tui.diagnostics.similarity import stage_metrics
-    from fga_tui.trace import Trace
-    from fga_tui.tui.view import build_view
-
-    rng = np.random.default_rng(0)
-    n, stages = 500, ("embed", "alignn.0", "gcn.0", "fga")
-    elements = tuple(["Li", "Ba", "Ba", "Ba"] * (n // 4))
-    feats = {s: rng.standard_normal((n, 16)).astype(np.float32) for s in stages}
-    tokens = ("[CLS]", "ba", "li", "cubic", "[SEP]")
-    att = rng.dirichlet(np.ones(len(tokens)), size=(2, n)).astype(np.float32)
-    trace = Trace(
-        stages=stages,
-        features=feats,
-        elements=elements,
-        prediction=0.5,
-        tokens=tokens,
-        token_mask=np.ones(len(tokens), bool),
-        atom_to_text=att,
-        counterfactual={s: att for s in stages[:-1]},
-    )
-    edges = np.arange(n)
-    metrics = {s: stage_metrics(s, feats[s], edges, np.roll(edges, 1)) for s in stages}
-    view = build_view(
-        trace,
-        metrics=metrics,
-        orbits=[[i] for i in range(n)],
-        wyckoffs=None,
-        spacegroup="P1",
-        coordination=None,
-        verdicts=[],
-        audit_lines=[],
-        meta={"sample_path": "big.json", "device": "cpu"},
-    )
+    view = synthetic_view(500)
     assert view.aggregate == "element" and view.group_names == ["Li×125", "Ba×375"]
 
     class Prebuilt(Session):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tui_support import ready
 
 from fga_tui.tui.app import FgaApp
 from fga_tui.tui.messages import AttributionReady, Progress, ViewReady
@@ -89,12 +90,8 @@ def test_attribution_runs_in_the_worker_not_on_the_ui_thread(primed, monkeypatch
     assert seen == ["fga-engine-step"]  # the abandonable daemon thread, never the caller's
 
 
-async def _ready(pilot, timeout: float = 60.0) -> None:
-    app = pilot.app
-    start = time.monotonic()
-    while (app.view is None or app.busy) and time.monotonic() - start < timeout:
-        await pilot.pause(0.05)
-    await pilot.pause(0.1)
+async def _ready(pilot) -> None:
+    await ready(pilot, settle=0.1)
 
 
 async def test_words_cycle_attention_attribution_both(primed) -> None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tui_support import synthetic_view
 
 from fga_tui.trace import Ablation
 from fga_tui.tui.app import FgaApp
@@ -183,48 +184,10 @@ async def test_toggling_back_is_served_from_the_cache(tmp_path, keys):
         app.session.close()
 
 
-def _big_view(n: int):
-    import numpy as np
-
-    from fga_tui.diagnostics.similarity import stage_metrics
-    from fga_tui.trace import Trace
-    from fga_tui.tui.view import build_view
-
-    rng = np.random.default_rng(0)
-    stages = ("embed", "alignn.0", "gcn.0", "fga")
-    elements = tuple(["Li", "Ba", "Ba", "Ba"] * (n // 4))
-    feats = {s: rng.standard_normal((n, 16)).astype(np.float32) for s in stages}
-    tokens = ("[CLS]", "ba", "li", "cubic", "[SEP]")
-    att = rng.dirichlet(np.ones(len(tokens)), size=(2, n)).astype(np.float32)
-    trace = Trace(
-        stages=stages,
-        features=feats,
-        elements=elements,
-        prediction=0.5,
-        tokens=tokens,
-        token_mask=np.ones(len(tokens), bool),
-        atom_to_text=att,
-        counterfactual={s: att for s in stages[:-1]},
-    )
-    edges = np.arange(n)
-    metrics = {s: stage_metrics(s, feats[s], edges, np.roll(edges, 1)) for s in stages}
-    return build_view(
-        trace,
-        metrics=metrics,
-        orbits=[[i] for i in range(n)],
-        wyckoffs=None,
-        spacegroup="P1",
-        coordination=None,
-        verdicts=[],
-        audit_lines=[],
-        meta={"sample_path": "big.json", "device": "cpu"},
-    )
-
-
 def test_a_view_keeps_only_a_few_top_word_rankings():
     from fga_tui.tui.view import WORDS_CACHE
 
-    view = _big_view(40)
+    view = synthetic_view(40)
     for source in (None, "embed", "alignn.0", "gcn.0"):
         for head in (None, 0, 1):
             assert view.top_words(source, head) is not None
@@ -236,13 +199,13 @@ def test_a_view_keeps_only_a_few_top_word_rankings():
 def test_views_have_distinct_uids_that_survive_pickling():
     import pickle
 
-    a, b = _big_view(8), _big_view(8)
+    a, b = synthetic_view(8), synthetic_view(8)
     assert a.uid != b.uid
     assert pickle.loads(pickle.dumps(a)).uid == a.uid
 
 
 def test_a_5000_atom_heat_map_is_aggregated_from_group_sums():
-    view = _big_view(5000)
+    view = synthetic_view(5000)
     assert view.aggregate == "element" and view.group_names == ["Li×1250", "Ba×3750"]
     assert view.matrices["cosine"].shape == (4, 2, 2)
     # random features: different atoms are uncorrelated on average, each with itself 1

@@ -5,16 +5,16 @@ stack and a theme that is remembered. Pilot tests on the fork fixture and a Ba4H
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
+from tui_support import ba4hfli_session
+from tui_support import ready as _ready
 
 from fga_tui.interventions import Interventions
 from fga_tui.tui.app import PANES, FgaApp
-from fga_tui.tui.messages import RequestFailed, ViewReady
+from fga_tui.tui.messages import RequestFailed
 from fga_tui.tui.session import Session, SessionOptions
-from fga_tui.tui.synthetic import ba4hfli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PANE_IDS = [p for p, _, _ in PANES]
@@ -22,31 +22,7 @@ PANE_IDS = [p for p, _, _ in PANES]
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Session:
-    folder = tmp_path_factory.mktemp("keys")
-    sample, tokens = ba4hfli(folder)
-    s = Session(
-        SessionOptions(
-            FIXTURES / "fork_ckpt.pt",
-            sample,
-            tokens=tokens,
-            device="cpu",
-            snapshot_dir=folder / "snaps",
-        )
-    )
-    posted: list = []
-    s.compute(s.next_generation(), s.initial_request(), posted.append, lambda: False)
-    assert any(isinstance(m, ViewReady) for m in posted), posted
-    return s
-
-
-async def _ready(pilot, timeout: float = 60.0) -> None:
-    app = pilot.app
-    start = time.monotonic()
-    while (app.view is None or app.busy) and time.monotonic() - start < timeout:
-        if app.error:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause()
+    return ba4hfli_session(tmp_path_factory.mktemp("keys"))
 
 
 async def test_tab_and_shift_tab_reach_every_pane_in_order(session):

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tui_support import ba4hfli_session
 
 from fga_tui.tui.app import FgaApp
-from fga_tui.tui.messages import ViewReady
-from fga_tui.tui.session import Session, SessionOptions
-from fga_tui.tui.synthetic import ba4hfli
+from fga_tui.tui.session import Session
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FROZEN = "load 0.50s prep 10ms trace 100ms diag 1.00s"
@@ -24,21 +23,7 @@ FROZEN = "load 0.50s prep 10ms trace 100ms diag 1.00s"
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Session:
-    folder = tmp_path_factory.mktemp("snap")
-    sample, tokens = ba4hfli(folder)
-    s = Session(
-        SessionOptions(
-            FIXTURES / "fork_ckpt.pt",
-            sample,
-            tokens=tokens,
-            device="cpu",
-            snapshot_dir=folder / "snaps",
-        )
-    )
-    posted: list = []
-    s.compute(s.next_generation(), s.initial_request(), posted.append, lambda: False)
-    assert any(isinstance(m, ViewReady) for m in posted)
-    return s
+    return ba4hfli_session(tmp_path_factory.mktemp("snap"))
 
 
 async def _ready(pilot) -> None:

@@ -2,7 +2,8 @@
 
 ``row_fields`` turns one sample's trace (and attribution, when computed) into the JSON fields of
 its scan row; ``AttributionAggregate`` collects them over rows, per element (is Hf grounded in
-general, or in one sample?) and over the dataset. Numpy only.
+general, or in one sample?) and over the dataset, in ``StreamingStats`` (memory bounded by the
+elements seen, not by the rows). Numpy only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from fga_tui.diagnostics.streaming import StreamingStats
 
 
 def _num(x: float | None) -> float | None:
@@ -48,32 +49,26 @@ def row_fields(trace: Any, attribution: Any = None) -> dict[str, Any]:
     return out
 
 
-def _distribution(values: Iterable[float]) -> dict[str, float] | None:
-    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if arr.size == 0:
+def _distribution(values: StreamingStats | Iterable[float]) -> dict[str, float] | None:
+    stats = values if isinstance(values, StreamingStats) else StreamingStats(values)
+    if not stats.n:
         return None
-    q = np.quantile(arr, [0.0, 0.5, 1.0])
-    return {
-        "n": int(arr.size),
-        "min": float(q[0]),
-        "median": float(q[1]),
-        "max": float(q[2]),
-        "mean": float(arr.mean()),
-    }
+    q = stats.quantiles([0.0, 0.5, 1.0])
+    return {"n": stats.n, "min": q[0], "median": q[1], "max": q[2], "mean": stats.mean}
 
 
 @dataclass
 class AttributionAggregate:
     """Grounding per element and over samples, text reliance over samples (from scan rows)."""
 
-    per_element: dict[str, list[float]] = field(default_factory=dict)
-    sample_grounding: list[float] = field(default_factory=list)
+    per_element: dict[str, StreamingStats] = field(default_factory=dict)
+    sample_grounding: StreamingStats = field(default_factory=StreamingStats)
     unnamed: int = 0
-    relative_change: list[float] = field(default_factory=list)
-    words_share: list[float] = field(default_factory=list)
-    completeness_gap: list[float] = field(default_factory=list)
+    relative_change: StreamingStats = field(default_factory=StreamingStats)
+    words_share: StreamingStats = field(default_factory=StreamingStats)
+    completeness_gap: StreamingStats = field(default_factory=StreamingStats)
     #: relative text effect of the samples whose cell holds each element
-    reliance_by_element: dict[str, list[float]] = field(default_factory=dict)
+    reliance_by_element: dict[str, StreamingStats] = field(default_factory=dict)
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one successful row's fields (rows without them are skipped)."""
@@ -83,9 +78,9 @@ class AttributionAggregate:
                 self.unnamed += 1
             for el, value in ground["per_element"].items():
                 if value is not None:
-                    self.per_element.setdefault(el, []).append(value)
+                    self.per_element.setdefault(el, StreamingStats()).add(value)
             if ground["mean"] is not None:
-                self.sample_grounding.append(ground["mean"])
+                self.sample_grounding.add(ground["mean"])
         rel = row.get("text_reliance")
         if rel is not None:
             for key, acc in (
@@ -94,14 +89,16 @@ class AttributionAggregate:
                 ("completeness_gap", self.completeness_gap),
             ):
                 if rel.get(key) is not None:
-                    acc.append(rel[key])
+                    acc.add(rel[key])
             if ground is not None and rel.get("relative_change") is not None:
                 for el in ground["per_element"]:
-                    self.reliance_by_element.setdefault(el, []).append(rel["relative_change"])
+                    self.reliance_by_element.setdefault(el, StreamingStats()).add(
+                        rel["relative_change"]
+                    )
 
     @property
     def empty(self) -> bool:
-        return not (self.sample_grounding or self.unnamed or self.relative_change)
+        return not (self.sample_grounding.n or self.unnamed or self.relative_change.n)
 
     def to_json(self) -> dict[str, Any] | None:
         if self.empty:
@@ -132,12 +129,14 @@ class AttributionAggregate:
                 f"  grounding (own-element share)  {d['min']:.3g} / {d['median']:.3g} / "
                 f"{d['max']:.3g}  ({self.unnamed} texts name no element)"
             )
-        for el, values in sorted(self.per_element.items(), key=lambda kv: np.mean(kv[1])):
+        for el, values in sorted(self.per_element.items(), key=lambda kv: (kv[1].mean, kv[0])):
             rel = self.reliance_by_element.get(el)
-            extra = "" if not rel else f"; text moves its samples by {np.median(rel):.3g} (median)"
-            out.append(
-                f"    {el:<3} grounding {np.mean(values):.3g} over {len(values)} samples{extra}"
+            extra = (
+                ""
+                if not rel or not rel.n
+                else f"; text moves its samples by {rel.quantiles([0.5])[0]:.3g} (median)"
             )
+            out.append(f"    {el:<3} grounding {values.mean:.3g} over {values.n} samples{extra}")
         for name, values in (
             ("text moves prediction (rel.)", self.relative_change),
             ("words' share of text effect", self.words_share),

@@ -31,6 +31,18 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
+def _own(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of one structure's slice of a batch array.
+
+    Numpy's reductions sum in an order that depends on the memory layout (einsum over the
+    queries and keys, views of [B, M, H, d] tensors permuted to [B, H, M, d], does not sum like
+    over the same values in C order), so a metric's last bit would depend on whether the trace
+    crossed a process boundary (pickling stores arrays in C order). Owned copies make the
+    diagnosis of a trace the same in any process, and a trace no longer pins its whole batch.
+    """
+    return np.array(a, dtype=a.dtype, order="C", copy=True)
+
+
 #: Hook points a trace does not keep: the token states are the input, the logits are the
 #: weights before softmax, and ``gnn.out`` equals the stage before ``fga``.
 NOT_TRACED = frozenset({"text.states", "fga.logits", "gnn.out"})
@@ -163,30 +175,32 @@ def _split(
         if text is not None:
             length = token_states[i].length
             tokens = tuple(token_states[i].tokens)
-            mask = mask_np[i, :length].astype(bool)
+            mask = _own(mask_np[i, :length].astype(bool))
             if has_attention:
-                a2t = host["attn.atom_to_text"][i, :, :n, :length]
-                t2a = host["attn.text_to_atom"][i, :, :length, :n]
-                keys_i = host["fga.keys"][i, :, :length]
+                a2t = _own(host["attn.atom_to_text"][i, :, :n, :length])
+                t2a = _own(host["attn.text_to_atom"][i, :, :length, :n])
+                keys_i = _own(host["fga.keys"][i, :, :length])
                 if cf_np is not None:
                     for k, s in enumerate(stages):
-                        counterfactual[s] = cf_np[k, i, :, :n, :length]
-                        queries[s] = cq_np[k, i, :, :n] * scale
+                        counterfactual[s] = _own(cf_np[k, i, :, :n, :length])
+                        queries[s] = _own(cq_np[k, i, :, :n] * scale)
                 elif fin is not None:
-                    queries[fin] = host["fga.queries"][i, :, :n] * scale
+                    queries[fin] = _own(host["fga.queries"][i, :, :n] * scale)
         extras = {}
         for name, value in host.items():
             if name.startswith("fusion.") and name.endswith(".gate"):
-                extras[name] = value[lo:hi]
+                extras[name] = _own(value[lo:hi])
             elif name.startswith("fusion.") and name.endswith(".text"):
-                extras[name] = value[i]
+                extras[name] = _own(value[i])
         if "text.embedding" in host:
-            extras["text.embedding"] = host["text.embedding"][i]
+            extras["text.embedding"] = _own(host["text.embedding"][i])
         pred = out_np[i].reshape(-1)
         traces.append(
             Trace(
                 stages=stages,
-                features={s: feats[lo:hi, widths[k] : widths[k + 1]] for k, s in enumerate(stages)},
+                features={
+                    s: _own(feats[lo:hi, widths[k] : widths[k + 1]]) for k, s in enumerate(stages)
+                },
                 elements=tuple(elements[i]),
                 prediction=float(pred[0]) if pred.size == 1 else float(pred.max()),
                 tokens=tokens,
@@ -197,7 +211,7 @@ def _split(
                 queries=queries,
                 keys=keys_i,
                 global_attention={
-                    name.split(".", 1)[1]: host[name][i].reshape(-1)
+                    name.split(".", 1)[1]: _own(host[name][i].reshape(-1))
                     for name in ("global.graph_to_text", "global.text_to_graph")
                     if name in host
                 },

@@ -157,7 +157,7 @@ def _run(job: ScanJob, dist: distributed.Dist) -> ScanSummary | None:
         return 0
 
     _agree(dist, start)
-    done = journal.done_rows() if resuming and journal is not None else set()
+    done = journal.done_rows() if resuming and journal is not None else frozenset()
     total = count_rows(job.data, opts.get("limit"), dist, done, opts.get("batch_size", 16))
     bar = Progress(total, label="scan" if not dist.active else f"scan rank 0/{dist.world_size}")
     show = job.progress and dist.is_main

@@ -4,8 +4,9 @@ Rows stream from the input (JSONL, a folder of samples, a CrysMMNet folder) and 
 all at once: crystal graphs and symmetry are built ahead in worker processes within a bounded
 window (a GPU is not starved by the Python neighbour search, and memory does not grow with the
 dataset); traces run batched on the model's device; each sample gets the same numpy diagnosis as
-``report``; rows leave in input order through ``sink`` as soon as they and
-every row before them are finished. Bad rows become error rows and the scan goes on.
+``report``, in the workers too (it overlaps the next batch's forward); rows leave in input order
+through ``sink`` as soon as they and every row before them are finished. Bad rows become error
+rows and the scan goes on.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +34,9 @@ from fga_tui.scan.summary import ScanSummary
 
 Row = dict[str, Any]
 
+#: Spawning a worker costs about a second (imports); it pays off from a few dozen rows each.
+MIN_ROWS_PER_WORKER = 32
+
 
 def _can_spawn() -> bool:
     """Spawned workers re-run ``__main__`` from its file; a script read from stdin has none."""
@@ -41,8 +46,21 @@ def _can_spawn() -> bool:
 
 def _worker_init() -> None:
     """Ctrl-C is the main process's to handle (it keeps the finished rows); a worker that died
-    of the same SIGINT would break the pool first and turn a clean stop into a traceback."""
+    of the same SIGINT would break the pool first and turn a clean stop into a traceback.
+
+    A worker also ends when the scan that started it is gone (kill -9): it holds both ends of
+    the pool's queue, so it would never see the pipe close and would wait, orphaned, forever
+    (holding the scan's stdout and stderr, so a caller reading them would hang too).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="fga-tui-parent-watch", daemon=True).start()
 
 
 def _graph_job(structure: Any) -> tuple[Any, Any]:
@@ -73,13 +91,37 @@ class _Slot:
         try:
             return v.result()
         except Exception as exc:  # a diagnosis bug on one odd row must not end a long scan
-            return error_row(self.position, self.sample_id, f"diagnosis failed: {_brief(exc)}")
+            return _diagnosis_failed(self.position, self.sample_id, exc)
+
+
+def _diagnosis_failed(position: int, sample_id: str | None, exc: BaseException) -> Row:
+    return error_row(position, sample_id, f"diagnosis failed: {_brief(exc)}")
+
+
+def _cores() -> int:
+    """The cores this process may run on (a SLURM or cgroup allocation, not the whole node)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def default_workers(world_size: int = 1) -> int:
     """Graph/diagnosis processes per rank: the cores this rank may use, less its own."""
-    cores = max(1, (os.cpu_count() or 1) // max(1, world_size))
+    cores = max(1, _cores() // max(1, world_size))
     return max(0, min(8, cores - 1))
+
+
+def rank_threads(world_size: int, workers: int) -> int:
+    """Torch threads of a rank: its share of the cores less its workers' (at least one).
+
+    A rank whose OpenMP threads spin on every core while its workers build graphs and diagnose
+    ran a 64-row scan 2.7x slower on 2 cores (50 s instead of 18 s). It depends on ``workers``,
+    not on whether a run starts them: the thread count changes a GEMM's last bits, and a resumed
+    run (too few rows left for a pool) must trace with the same threads as the first.
+    """
+    cores = max(1, _cores() // max(1, world_size))
+    return max(1, cores - workers)
 
 
 def count_rows(
@@ -117,6 +159,8 @@ def scan_rows(
 ) -> int:
     """Diagnose this rank's rows of ``data`` not in ``skip`` (row numbers); ``sink`` gets each
     row in input order. Returns the number of rows run."""
+    import torch
+
     from fga_tui import engine
     from fga_tui.diagnostics.audit import audit_model
     from fga_tui.io.sample import iter_samples
@@ -152,9 +196,12 @@ def scan_rows(
         expected = progress.total if progress is not None else 1_000_000
     if workers is None or workers == 0:
         workers = default_workers(dist.world_size)
+    threads = rank_threads(dist.world_size, workers)
+    saved_threads = torch.get_num_threads()
+    if saved_threads > threads:
+        torch.set_num_threads(threads)
     pool: Executor | None = None
-    # Spawning a worker costs about a second (imports); it pays off from a few dozen rows each.
-    if workers > 0 and expected >= 32 * workers and _can_spawn():
+    if workers > 0 and expected >= MIN_ROWS_PER_WORKER * workers and _can_spawn():
         pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
         )
@@ -167,6 +214,10 @@ def scan_rows(
     # again only as a batch companion of its block's unfinished rows (same batch, same floats).
     batch: list[tuple[_Slot | None, int, Any, Any]] = []
     ran = 0
+    # Diagnoses queued in the workers hold their traces (a 5,000-atom cell's is tens of MB):
+    # at most ``queued`` of them wait at once; the rank then waits for the oldest.
+    diagnosing: deque[Future] = deque()
+    queued = max(batch_size, 2 * workers)
 
     def drain(block: bool) -> None:
         """Hand finished rows to the sink in input order (block: until ``order`` is short)."""
@@ -190,19 +241,27 @@ def scan_rows(
         for (slot, position, prep, sym), trace, abl in zip(batch, traces, extra, strict=True):
             if slot is None:
                 continue
-            # The diagnosis runs here, never in a worker: a worker's unpickled arrays can sit at
-            # other memory alignments, and numpy's SIMD kernels then round the last bit of a
-            # metric differently, so a resumed or sharded scan (whose pool use differs) would
-            # not give bit-identical rows. It is a few % of the forward's time.
             # Attribution needs a backward pass: the model's device, this process.
             att = (
                 engine.run_attribution(loaded, prep, intervention, trace=trace)
                 if attribution
                 else None
             )
-            slot.value = assemble_job(
-                model_view, position, prep, trace, audit_result, abl, stopwords, sym, att
-            )
+            # The numpy diagnosis runs in a worker while this process runs the next forward.
+            # A trace owns C-contiguous arrays (``model.tracer``), so its diagnosis gives the
+            # same bits here or in a worker: a resumed or sharded scan, whose pool use differs,
+            # writes identical rows.
+            job = (model_view, position, prep, trace, audit_result, abl, stopwords, sym, att)
+            if pool is not None:
+                while diagnosing and (diagnosing[0].done() or len(diagnosing) >= queued):
+                    wait([diagnosing.popleft()])
+                slot.value = pool.submit(assemble_job, *job)
+                diagnosing.append(slot.value)
+                continue
+            try:
+                slot.value = assemble_job(*job)
+            except Exception as exc:  # the same error row as from a worker (``_Slot.result``)
+                slot.value = _diagnosis_failed(position, slot.sample_id, exc)
         batch.clear()
 
     def take_one() -> None:
@@ -263,13 +322,15 @@ def scan_rows(
             while len(ahead) > window:
                 take_one()
             drain(block=len(order) > window + 2 * batch_size)
-        while ahead:
+        while ahead:  # the last window: rows still leave (and are journalled) as they finish
             take_one()
+            drain(block=False)
         flush()
         drain(block=True)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(saved_threads)
     return ran
 
 

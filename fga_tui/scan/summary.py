@@ -1,8 +1,9 @@
 """The dataset summary, accumulated one row at a time (memory flat in the number of rows).
 
 Counts live in counters bounded by the vocabulary (verdict codes, elements, space groups); the
-metric distributions keep one float64 per row and metric (8 bytes, not a row dict); the worst
-rows are a bounded heap; the errors list keeps the first ``MAX_ERRORS`` and a count. The same
+metric distributions are ``StreamingStats`` (exact up to a few thousand rows, then a histogram
+bounded by the values' range, not their number); the worst rows are a bounded heap; the errors
+list keeps the first ``MAX_ERRORS`` and a count. Nothing grows with the number of rows. The same
 class summarises a finished rows file (``summarize_rows``), which is how ``--resume``,
 ``--summary-only`` and a torchrun merge give the summary of a single uninterrupted scan.
 """
@@ -11,15 +12,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-import numpy as np
-
 from fga_tui.diagnostics.attribution_rows import AttributionAggregate
+from fga_tui.diagnostics.streaming import StreamingStats
 
 SCHEMA = "fga-tui.scan/2"
 KEY_METRICS = (
@@ -70,7 +70,9 @@ class ScanSummary:
     failed: int = 0
     verdict_samples: Counter = field(default_factory=Counter)
     worst: Counter = field(default_factory=Counter)
-    metrics: dict[str, array] = field(default_factory=lambda: {k: array("d") for k in KEY_METRICS})
+    metrics: dict[str, StreamingStats] = field(
+        default_factory=lambda: {k: StreamingStats() for k in KEY_METRICS}
+    )
     errors: list[dict[str, Any]] = field(default_factory=list)
     by_element: dict[str, Breakdown] = field(default_factory=dict)
     by_spacegroup: dict[str, Breakdown] = field(default_factory=dict)
@@ -100,7 +102,7 @@ class ScanSummary:
         for k in KEY_METRICS:
             v = (row.get("metrics") or {}).get(k)
             if isinstance(v, (int, float)) and math.isfinite(v):
-                self.metrics[k].append(float(v))
+                self.metrics[k].add(float(v))
         groups = [(self.by_element, el) for el in row.get("elements") or ()]
         if row.get("spacegroup"):
             groups.append((self.by_spacegroup, str(row["spacegroup"])))
@@ -127,18 +129,18 @@ class ScanSummary:
         return [b for _, b in sorted(self._worst_heap, key=lambda kb: kb[0], reverse=True)]
 
     def distribution(self, key: str) -> dict[str, float] | None:
-        values = np.frombuffer(self.metrics[key], dtype=np.float64) if self.metrics[key] else None
-        if values is None or values.size == 0:
+        stats = self.metrics[key]
+        if not stats.n:
             return None
-        q = np.quantile(values, [0.0, 0.1, 0.5, 0.9, 1.0])
+        q = stats.quantiles([0.0, 0.1, 0.5, 0.9, 1.0])
         return {
-            "n": int(values.size),
-            "min": float(q[0]),
-            "p10": float(q[1]),
-            "median": float(q[2]),
-            "p90": float(q[3]),
-            "max": float(q[4]),
-            "mean": float(values.mean()),
+            "n": stats.n,
+            "min": q[0],
+            "p10": q[1],
+            "median": q[2],
+            "p90": q[3],
+            "max": q[4],
+            "mean": stats.mean,
         }
 
     def generality(self, code: str) -> str:
@@ -297,7 +299,7 @@ class ScanSummary:
                 )
             )
         jsd = self.metrics["attention_cross_orbit_jsd"]
-        if len(jsd) > 1:
+        if jsd.n > 1:
             parts.append(histogram_text(jsd, "attention cross-orbit JSD (bits), log10", width))
         return "\n".join(p for p in parts if p)
 
@@ -325,20 +327,28 @@ def bar_text(
         fig.clear()
 
 
-def histogram_text(values: Iterable[float], title: str, width: int = 70, height: int = 12) -> str:
-    """A plotext (6.x) histogram of log10 of the positive values, as plain text."""
+def histogram_text(
+    values: Iterable[float] | StreamingStats, title: str, width: int = 70, height: int = 12
+) -> str:
+    """A plotext (6.x) histogram of log10 of the positive values, as plain text (bars per bin,
+    from a ``StreamingStats`` in bounded memory)."""
     import plotext as plt
 
-    data = [math.log10(v) for v in values if v > 0]
-    if len(data) < 2:
+    stats = values if isinstance(values, StreamingStats) else StreamingStats(values)
+    hist = stats.log10_histogram(bins=min(20, max(5, stats.n // 3)))
+    if hist is None:
         return ""
+    edges, counts = hist
+    labels = [f"{(a + b) / 2:.2f}" for a, b in pairwise(edges)]
     fig = plt.figure
     fig.clear()
     try:
-        fig.draw(fig.hist(data, bins=min(20, max(5, len(data) // 3))))
+        fig.draw(fig.bar(labels, [float(c) for c in counts], width=4 / 5))
         fig.title(title)
         fig.plot_size(width, height)
         return plt.uncolorize(str(fig.build()))
+    except Exception:  # plotext layout failures on odd sizes: the table above has the numbers
+        return ""
     finally:
         fig.clear()
 
