@@ -389,7 +389,7 @@ EXPECTED = {
         {
             "code": "NO_GRADIENT_PATH",
             "severity": "warning",
-            "message": "1 modules get no (or exactly zero) gradient by construction: "
+            "message": "1 module gets no (or exactly zero) gradient by construction: "
             "cross.g2t_query.",
             "evidence": {"modules": ["cross.g2t_query"]},
             "remedy": "Do not interpret these weights; connect their output to the loss.",
@@ -560,7 +560,7 @@ EXPECTED = {
             "severity": "error",
             "message": "Middle fusion makes atoms alike: at fusion.1 "
             "separation 0.1 -> 0.0001, 0.01 % kept over all "
-            "fusion stages; bypassing it restores — at gcn.0.",
+            "fusion stages (no bypass probe ran).",
             "evidence": {
                 "stage": "fusion.1",
                 "separation_before": 0.1,
@@ -704,7 +704,7 @@ EXPECTED = {
         {
             "code": "SHARED_QUERY_DOMINATES",
             "severity": "warning",
-            "message": "Two elements atoms attend almost alike (JSD "
+            "message": "Atoms of two elements attend almost alike (JSD "
             "0.01 < 0.05 bits), but no cause reaches its "
             "threshold (shared query part 20 % of the logit "
             "variance; layers remove 10 % of the "
@@ -734,8 +734,7 @@ EXPECTED = {
             "severity": "info",
             "message": "Atoms of different elements read different words and "
             "attend differently (closest: two elements, JSD 0.2 >= "
-            "0.05 bits; cross-orbit mean 0); their features stay "
-            "distinct (separation 0 at gcn.3).",
+            "0.05 bits; cross-orbit mean 0).",
             "evidence": {
                 "stage": "fga",
                 "attention_cross_orbit_jsd": None,
@@ -797,8 +796,7 @@ EXPECTED = {
             "code": "FUSION_HOMOGENIZES",
             "severity": "error",
             "message": "Middle fusion makes atoms alike: at fusion.2 "
-            "separation 1.5 -> 0.00015; bypassing it restores "
-            "— at alignn.1.",
+            "separation 1.5 -> 0.00015 (no bypass probe ran).",
             "evidence": {
                 "stage": "fusion.2",
                 "separation_before": 1.5,

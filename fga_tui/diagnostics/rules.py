@@ -76,9 +76,9 @@ def _symptom_text(ev: Evidence | Probe) -> str:
             f", +{more} more)" if more > 0 else ")"
         )
     jsd, names = ev.closest_group_jsd, ev.closest_groups
-    pair = f"{names[0]} and {names[1]}" if names else "two elements"
+    pair = f"{names[0]} and {names[1]} atoms" if names else "atoms of two elements"
     return (
-        f"{pair} atoms attend almost alike (JSD {jsd:.2g} < {DISTINCT_JSD_BITS:g} bits)"
+        f"{pair} attend almost alike (JSD {jsd:.2g} < {DISTINCT_JSD_BITS:g} bits)"
         if jsd is not None
         else "atoms of different elements attend alike"
     )
@@ -412,7 +412,11 @@ def fusion_homogenizes(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[
         f"Middle fusion makes atoms alike: at {loss.stage} separation {loss.before:.2g} -> "
         f"{loss.after:.2g}"
         + (f", {_pct(loss.keep)} kept over all fusion stages" if several else "")
-        + f"; bypassing it restores {'—' if restored is None else f'{restored:.2g}'} at {final}."
+        + (
+            f"; bypassing it restores {restored:.2g} at {final}."
+            if restored is not None
+            else " (no bypass probe ran)."
+        )
     )
     if persists:
         msg += (
@@ -593,7 +597,8 @@ def no_gradient_path(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Ve
         finding(
             "NO_GRADIENT_PATH",
             Severity.WARNING,
-            f"{len(modules)} modules get no (or exactly zero) gradient by construction: "
+            f"{len(modules)} module{'s get' if len(modules) > 1 else ' gets'} no (or exactly "
+            "zero) gradient by construction: "
             f"{', '.join(modules[:5])}{' ...' if len(modules) > 5 else ''}.",
             modules=modules,
         )
@@ -743,8 +748,12 @@ def healthy(ev: Evidence, earlier: tuple[Verdict, ...] = ()) -> list[Verdict]:
     message = (
         f"Atoms of different elements read different words and attend differently (closest: "
         f"{closest}, JSD {ev.closest_group_jsd:.3g} >= {DISTINCT_JSD_BITS:g} bits; cross-orbit "
-        f"mean {ev.attention_jsd or 0.0:.3g}); their features stay distinct (separation "
-        f"{final_sep or 0.0:.2g} at {final})."
+        f"mean {ev.attention_jsd or 0.0:.3g})"
+        + (
+            f"; their features stay distinct (separation {final_sep:.2g} at {final})."
+            if final_sep is not None
+            else "."
+        )
     )
     if ev.special_only:
         message += (
