@@ -27,7 +27,7 @@ SRTIO3_A = 3.905
 
 def srtio3(n: int) -> Structure:
     """Cubic SrTiO3 as an n x n x n supercell (5, 40, 135 atoms for n = 1, 2, 3): the cells
-    of shared/reference/performance.md."""
+    every engine and graph ratio in this folder is measured on."""
     shifts = np.array([(i, j, k) for i in range(n) for j in range(n) for k in range(n)], float)
     frac = ((SRTIO3_FRAC[None, :, :] + shifts[:, None, :]) / n).reshape(-1, 3)
     return Structure(np.eye(3) * SRTIO3_A * n, frac, SRTIO3_ELEMENTS * n**3)
