@@ -44,7 +44,8 @@ def resolve_device(spec: str | None = "auto") -> torch.device:
 
 
 def configure_threads(reserve_one_core: bool = False) -> int:
-    """Set torch's intra-op threads; leave a core free for a UI thread when asked.
+    """Set torch's intra-op threads (and numpy's BLAS threads when a core is reserved); leave
+    a core free for a UI thread when asked.
 
     With every core spinning in OpenMP and a UI thread beside it, forwards were measured 5-50x
     slower on 2 cores (measured here with torch 2.13 on a 2-core node: 1.3-6 s instead of
@@ -53,6 +54,14 @@ def configure_threads(reserve_one_core: bool = False) -> int:
     cores = os.cpu_count() or 1
     threads = max(1, cores - 1) if reserve_one_core else cores
     torch.set_num_threads(threads)
+    if reserve_one_core:
+        # numpy's BLAS (the diagnosis's Gram matrices) has its own pool, one thread a core by
+        # default, whose threads spin after each call: on 2 cores they took the UI's core too
+        # (the inspector's stall when a 500-atom view arrived: 55-75 ms with it, 42-50 ms
+        # limited, on a quiet 2-core node).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
     return threads
 
 

@@ -168,3 +168,27 @@ def test_report_retries_on_the_cpu_and_says_so_on_stderr(
     assert calls == ["cuda:0", "cpu"]
     assert "fga-tui: cuda:0 out of memory: retrying on the CPU" in result.stderr
     assert json.loads(result.stdout)["schema"] == "fga-tui.report/1"
+
+
+def test_reserving_a_core_limits_torch_and_numpy_blas_threads(monkeypatch):
+    """Beside the UI the engine leaves a core free: torch's threads and numpy's BLAS pool."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fga_tui import engine
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before_torch, before_blas = torch.get_num_threads(), blas_threads()
+    monkeypatch.setattr(engine.os, "cpu_count", lambda: 3)
+    try:
+        threadpool_limits(limits=3, user_api="blas")
+        assert engine.configure_threads(reserve_one_core=False) == 3
+        assert torch.get_num_threads() == 3
+        assert engine.configure_threads(reserve_one_core=True) == 2
+        assert torch.get_num_threads() == 2
+        assert blas_threads() and set(blas_threads()) == {2}
+    finally:
+        torch.set_num_threads(before_torch)
+        threadpool_limits(limits=max(before_blas, default=1), user_api="blas")
