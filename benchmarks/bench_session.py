@@ -252,7 +252,9 @@ def stall_rows(quick: bool) -> list[dict[str, Any]]:
         sample, tokens = supercell(tmp)
         options = SessionOptions(CKPT, sample, tokens=tokens, device="cpu")
         results = {}
-        for name, cls in (("in the UI process", Session), ("in a child process", EngineProcess)):
+        # The child first: its UI process must not have torch (nor the in-process session's
+        # heap and threads) in it, as in real use.
+        for name, cls in (("in a child process", EngineProcess), ("in the UI process", Session)):
             session = cls(options)
             posted: list = []
             session.compute(
