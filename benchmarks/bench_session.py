@@ -163,6 +163,8 @@ async def _stall(session: Any, budget_s: float = 120.0) -> dict[str, float]:
     through stages every 40 ms: ``idle`` (3 s with nothing computing: what the machine's load
     alone costs), ``computing`` (after ``f``, until its view arrives), ``arrival`` (the rest:
     painting the new view, then its attribution); and the key → repaint p95 while computing."""
+    import bench_tui
+
     from fga_tui.tui.app import FgaApp
 
     app = FgaApp(session=session)
@@ -172,14 +174,7 @@ async def _stall(session: Any, budget_s: float = 120.0) -> dict[str, float]:
         while curves._prewarm:
             await pilot.pause(0.05)
         await pilot.pause(0.2)
-        stamps: list[float] = []
-        original = app._display
-
-        def display(screen: Any, renderable: Any) -> None:
-            original(screen, renderable)
-            stamps.append(time.perf_counter())
-
-        app._display = display  # type: ignore[method-assign]
+        stamps = bench_tui.frame_stamps(app)
         lags: list[tuple[float, float]] = []  # (woke at, lag)
         running = [True]
 

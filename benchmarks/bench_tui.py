@@ -95,6 +95,19 @@ def _session(sample: Path, tokens: Path, full: bool, device: str = "cpu") -> Any
     return session
 
 
+def frame_stamps(app: Any) -> list[float]:
+    """A list that receives the time of every frame the app writes from now on."""
+    stamps: list[float] = []
+    original = app._display
+
+    def display(screen: Any, renderable: Any) -> None:
+        original(screen, renderable)
+        stamps.append(time.perf_counter())
+
+    app._display = display  # type: ignore[method-assign]
+    return stamps
+
+
 async def _step_latencies(session: Any, steps: int) -> tuple[list[float], list[float], float]:
     """Wall latencies (ms) of every step and of first visits only (empty picture caches), and
     the UI thread's CPU time per step (ms, load-independent)."""
@@ -108,14 +121,7 @@ async def _step_latencies(session: Any, steps: int) -> tuple[list[float], list[f
         while curves._prewarm:  # let the curve pre-rendering finish
             await pilot.pause(0.05)
         await pilot.pause(0.1)
-        stamps: list[float] = []
-        original = app._display
-
-        def display(screen: Any, renderable: Any) -> None:
-            original(screen, renderable)
-            stamps.append(time.perf_counter())
-
-        app._display = display  # type: ignore[method-assign]
+        stamps = frame_stamps(app)
         last = len(app.view.stages) - 1
         direction = 1
         latencies: list[float] = []

@@ -76,9 +76,6 @@ class SameWordPairs:
     count: int
     blocks: tuple[tuple[_Class, _Class], ...] = ()
 
-    def __len__(self) -> int:
-        return self.count
-
 
 def same_word_pairs(
     top: Sequence[dict],

@@ -225,14 +225,20 @@ class CurvePlot(Widget):
         )
 
     def _lines(self, stage: int) -> list[Strip]:
+        """The picture of ``stage`` as strips (kept as the one on screen)."""
         key = self._key(stage)
-        if key == self._current_key:
-            return self._current
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            self._current, self._current_key = unpack(cached), key
-            return self._current
+        if key != self._current_key:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                strips = unpack(cached)
+            else:
+                strips = self._build(stage, key)
+            self._current, self._current_key = strips, key
+        return self._current
+
+    def _build(self, stage: int, key: tuple) -> list[Strip]:
+        """Draw ``stage`` and keep it packed (the prewarm builds without showing)."""
         assert self._view is not None
         width, height = self.size.width, self.size.height
         wide = width >= WIDE_PLOT
@@ -261,7 +267,6 @@ class CurvePlot(Widget):
         self._cache[key] = pack(strips)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        self._current, self._current_key = strips, key
         return strips
 
     def _schedule_prewarm(self) -> None:
@@ -275,8 +280,9 @@ class CurvePlot(Widget):
             return
         while self._prewarm:
             stage = self._prewarm.pop(0)
-            if self._key(stage) not in self._cache:
-                self._lines(stage)
+            key = self._key(stage)
+            if key not in self._cache:
+                self._build(stage, key)
                 self.set_timer(0.01, self._prewarm_one)
                 return
 
