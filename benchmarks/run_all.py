@@ -6,7 +6,7 @@ Run: ``python benchmarks/run_all.py [--quick]``. Rows:
 - scan (bench_scan): scan vs a plain batched forward (throughput >= 0.8x);
 - attribution (bench_attribution): gradients + integrated gradients vs a traced forward (3x);
     tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
-    session_rows = [] if args.skip_session else bench_session.run(args.quick)
+    session_rows = [] if args.skip_session else fresh_process(bench_session.run, args.quick)
 """
 
 from __future__ import annotations
@@ -18,6 +18,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def fresh_process(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a new interpreter: the session rows measure a UI process, which must
+    not carry this one's torch threads and heap (its stalls were 130 ms with nothing
+    computing when run here, 10-15 ms in a process of its own)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def graph_rows(quick: bool) -> list[dict[str, Any]]:
@@ -91,7 +102,7 @@ def main() -> None:
                 }
             )
     tui_rows = bench_tui.run(args.quick) + bench_limits.absolute(args.quick)
-    session_rows = [] if args.skip_session else bench_session.run(args.quick)
+    session_rows = [] if args.skip_session else fresh_process(bench_session.run, args.quick)
 
     print(machine())
     head = f"{'benchmark':<58} {'a ms':>9} {'b ms':>9} {'a/b':>6} {'target':>8}"
