@@ -1,7 +1,8 @@
 """Mutation testing of the modules that decide what users are told, with a kill-rate report.
 
 Groups: the verdict rules (``verdict.py`` + ``rules.py``) and the metrics (``separation``,
-``attention``, ``similarity``), then ``words``, ``symmetry``, ``graph``, ``neighbors``,
+``attention``, ``same_words``: which atoms of different elements read the same top words,
+``similarity``), then ``words``, ``symmetry``, ``graph``, ``neighbors``,
 ``unpickler``, ``atomic`` and ``snapshot``.
 
 Run from the repository root (the ``dev`` extra pins mutmut)::
@@ -118,7 +119,22 @@ GROUPS: dict[str, Group] = {
         (
             "tests/test_diag_attention.py",
             "tests/test_diag_attention_units.py",
+            "tests/test_diag_attention_exact.py",
             "tests/test_diag_scale.py",
+        ),
+        METRIC_GOAL,
+    ),
+    "same_words": Group(
+        ("fga_tui/diagnostics/same_words.py",),
+        (
+            "tests/test_same_words.py",
+            *(
+                f"tests/test_report_intervention.py::test_{name}"
+                for name in (
+                    "same_words_count_only_between_atoms_of_different_elements",
+                    "near_zero_words_do_not_make_two_atoms_read_differently",
+                )
+            ),
         ),
         METRIC_GOAL,
     ),

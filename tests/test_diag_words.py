@@ -3,6 +3,11 @@ middle of the text, heads, ``k``, precision and the errors a caller can trigger.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -100,6 +105,34 @@ def test_an_unreadable_stopword_list_names_the_file(tmp_path):
     latin1.write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(InputError, match="cannot read stopword list"):
         words.load_stopwords(latin1)
+
+
+def test_a_utf8_stopword_list_is_read_as_utf8_under_an_ascii_locale(tmp_path):
+    """A user list is UTF-8 by contract, whatever the locale: read in a child process under the
+    C locale with UTF-8 mode and locale coercion off (locale encoding ASCII), "Ångström" is still
+    a stopword instead of an unreadable file, as it is here."""
+    user = tmp_path / "stop.txt"
+    user.write_text("Ångström\n", encoding="utf-8")
+    root = Path(words.__file__).resolve().parents[2]  # where the imported fga_tui lives
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env["PYTHONPATH"] = str(root)
+    code = (
+        "import locale, sys\n"
+        "from fga_tui.diagnostics.words import load_stopwords\n"
+        "print(locale.getpreferredencoding(False))\n"
+        "print(ascii(sorted(load_stopwords(sys.argv[1]))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(user)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    encoding, stopwords = done.stdout.split()
+    assert encoding.lower() not in ("utf-8", "utf8")  # the child really reads ASCII by default
+    assert stopwords == ascii(sorted(words.load_stopwords(user))) == ascii(["ångström"])
 
 
 # --- top_words ------------------------------------------------------------------------------

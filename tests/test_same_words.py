@@ -8,6 +8,7 @@ import pytest
 from fga_tui.diagnostics.same_words import (
     MAX_PAIRS_SHOWN,
     SAME_TOP_K,
+    SameWordPairs,
     distinct_count,
     pair_same,
     same_word_pairs,
@@ -121,3 +122,105 @@ def test_distinct_count_trusts_a_separation_of_twice_the_threshold_only():
     assert distinct_count(X, pairs, separation=None) == 0
     assert distinct_count(X, pairs, separation=2.0 * COLLAPSE_SEPARATION * 0.999) == 0
     assert distinct_count(X, pairs, separation=2.0 * COLLAPSE_SEPARATION) == pairs.count == 4
+
+
+# --- edges the classes must get right -----------------------------------------------------------
+
+
+def ranked(*words):
+    return [[w, 1.0 - 0.1 * k] for k, w in enumerate(words)]
+
+
+def test_lists_that_repeat_a_word_are_counted_like_the_pair_by_pair_definition():
+    """A list repeating its first word ("ba", "ba", ...) has fewer distinct words, so it may not
+    read the same as itself (its class then has no partner at all), and its first two words
+    name one candidate class twice: neither may change the count."""
+    top = [
+        {"atom": "A_0", "words": ranked("ba", "ba", "cell", "site", "li")},
+        {"atom": "B_1", "words": ranked("ba", "cell", "site", "li", "hf")},
+        {"atom": "A_2", "words": ranked("hf", "hf", "of")},
+        {"atom": "B_3", "words": ranked("hf", "hf", "of")},
+        {"atom": "A_4", "words": ranked("li", "the", "cell", "site", "is")},
+        {"atom": "B_5", "words": ranked("the", "li", "cell", "site", "is")},
+    ]
+    orbits = [[i] for i in range(6)]
+    elements = ["A", "B", "A", "B", "A", "B"]
+    want = brute_pairs(top, orbits, elements)
+    assert want == [(0, 1), (4, 5)]  # (2, 3): {"hf", "of"} is 2 words of 3 listed
+    got = same_word_pairs(top, orbits, elements)
+    assert (got.shown, got.count) == (want, 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_class_count_equals_the_definition_when_lists_repeat_words(seed):
+    rng = np.random.default_rng(200 + seed)
+    top, orbits, elements = random_case(rng, int(rng.integers(10, 80)), int(rng.integers(1, 5)))
+    for entry in top:
+        if rng.random() < 0.4:  # repeat the first word in second place
+            entry["words"][1][0] = entry["words"][0][0]
+    want = brute_pairs(top, orbits, elements)
+    got = same_word_pairs(top, orbits, elements)
+    assert got.count == len(want) and type(got.count) is int
+    assert got.shown == want[:MAX_PAIRS_SHOWN]
+
+
+def test_pair_same_is_false_for_an_empty_list_on_either_side():
+    assert pair_same([], ["ba"]) is False
+    assert pair_same(["ba"], []) is False
+    assert pair_same(["ba"], ["ba"]) is True
+
+
+def test_nothing_to_compare_gives_no_pairs_and_no_blocks():
+    """One orbit, no atoms, or atoms without a single word: SameWordPairs([], 0) exactly."""
+    top = [{"atom": "A_0", "words": [["ba", 1.0]]}, {"atom": "B_1", "words": [["ba", 1.0]]}]
+    assert same_word_pairs(top, [[0, 1]], ["A", "A"]) == SameWordPairs([], 0)
+    assert same_word_pairs([], [[0], [1]], ["A", "B"]) == SameWordPairs([], 0)
+    wordless = [{"atom": "A_0", "words": []}, {"atom": "B_1", "words": []}]
+    assert same_word_pairs(wordless, [[0], [1]], ["A", "B"]) == SameWordPairs([], 0)
+    assert distinct_count(np.ones((2, 3)), SameWordPairs([], 0)) == 0
+
+
+def test_pairs_within_one_class_are_counted_as_an_int():
+    top = [{"atom": f"X_{i}", "words": [["ba", 1.0]]} for i in range(5)]
+    got = same_word_pairs(top, [[i] for i in range(5)], ["A", "B", "A", "B", "C"])
+    assert got.count == 8 and type(got.count) is int  # A-B 4, A-C 2, B-C 2
+
+
+def _boundary_pairs():
+    """Atoms 0 (A) and 1 (B) read the same word (features delta apart along x); atom 2 (C)
+    reads another word (features z along y) and sets the scale sqrt((delta^2 + z^2) / 3)."""
+    top = [
+        {"atom": "A_0", "words": [["ba", 1.0]]},
+        {"atom": "B_1", "words": [["ba", 1.0]]},
+        {"atom": "C_2", "words": [["cell", 1.0]]},
+    ]
+    pairs = same_word_pairs(top, [[0], [1], [2]], ["A", "B", "C"])
+    assert pairs.count == 1
+    return pairs
+
+
+def test_a_pair_exactly_at_the_threshold_counts_as_distinct():
+    """|x_0 - x_1| = delta equal to COLLAPSE_SEPARATION times the scale in float64, bit for bit
+    (delta ~ 5.77e-4 with z = 1, found by iterating delta = threshold(delta)): "or more" counts
+    it; one ulp less does not."""
+    pairs = _boundary_pairs()
+    delta = COLLAPSE_SEPARATION * np.sqrt(1 / 3)
+    for _ in range(20):
+        X = np.array([[0.0, 0.0], [delta, 0.0], [0.0, 1.0]])
+        threshold = COLLAPSE_SEPARATION * np.sqrt(np.mean(np.sum(X * X, axis=1)))
+        if np.linalg.norm(X[0] - X[1]) == threshold:
+            break
+        delta = threshold
+    else:
+        pytest.fail("no float64 delta sits exactly on the threshold")
+    assert distinct_count(X, pairs) == 1
+    X[1, 0] = np.nextafter(delta, 0.0)
+    assert distinct_count(X, pairs) == 0
+
+
+def test_float32_features_are_measured_in_float64():
+    """Traces keep features in float32. This pair is just under the threshold in float64, but
+    a float32 scale (rounded down) would put it just over (found by a search on x86-64)."""
+    pairs = _boundary_pairs()
+    X = np.array([[0.0, 0.0], [0.0008338402, 0.0], [0.0, 1.4442534]], dtype=np.float32)
+    assert distinct_count(X, pairs) == distinct_count(X.astype(np.float64), pairs)

@@ -206,3 +206,89 @@ def test_a_search_that_finds_nothing_returns_typed_empty_arrays(method):
     assert found.center.shape == found.neighbor.shape == found.distance.shape == (0,)
     assert found.center.dtype == found.neighbor.dtype == np.int64
     assert found.distance.dtype == np.float64 and found.image.shape == (0, 3)
+
+
+def jarvis_pairs(lattice, frac, r: float) -> list[tuple] | None:
+    """jarvis' own (site, atom, image, distance) list, or None without the upstream extra."""
+    try:
+        from jarvis.core.atoms import Atoms
+    except ImportError:
+        return None
+    elements = ["Na"] * len(frac)
+    atoms = Atoms(lattice_mat=lattice, coords=frac, elements=elements, cartesian=False)
+    return sorted(
+        (i, int(row[1]), tuple(int(v) for v in row[3]), float(row[2]))
+        for i, rows in enumerate(atoms.get_all_neighbors(r=r, bond_tol=nb.BOND_TOL))
+        for row in rows
+    )
+
+
+@pytest.mark.parametrize("method", ["brute", "cells"])
+def test_sites_far_outside_the_cell_find_nothing_like_jarvis(method):
+    """jarvis' image box runs from floor(min frac) - maxr: for sites five cells out (frac 5.1,
+    5.6) and maxr = 1 it holds no image that brings them near each other, so jarvis finds no
+    neighbour at all, and neither does the search (with the usual typed empty arrays)."""
+    lattice, frac = np.eye(3) * 4.0, np.array([[5.1, 5.1, 5.1], [5.6, 5.6, 5.6]])
+    found = all_neighbors(lattice, frac, 3.0, method=method)
+    assert found.center.shape == found.neighbor.shape == found.distance.shape == (0,)
+    assert found.center.dtype == found.neighbor.dtype == found.image.dtype == np.int64
+    assert found.image.shape == (0, 3) and found.counts().tolist() == [0, 0]
+    assert jarvis_pairs(lattice, frac, 3.0) in (None, [])
+
+
+@pytest.mark.parametrize("method", ["brute", "cells"])
+def test_a_site_1e8_away_is_the_site_itself_and_bond_tol_is_exclusive(method):
+    """Kept iff d > 1e-8 and d > bond_tol: exactly 1e-8 (or exactly bond_tol) is dropped."""
+    lattice = np.eye(3) * 10.0
+
+    def pairs(cart, bond_tol):
+        cart = np.asarray(cart, dtype=np.float64)
+        found = all_neighbors(
+            lattice, cart / 10.0, 1.0, bond_tol=bond_tol, cart=cart, method=method
+        )
+        assert as_set(found) == reference(lattice, cart / 10.0, 1.0, bond_tol, cart=cart)
+        return len(found.center)
+
+    assert pairs([[0, 0, 0], [1e-8, 0, 0]], 0.0) == 0
+    assert pairs([[0, 0, 0], [2e-8, 0, 0]], 0.0) == 2
+    assert pairs([[0, 0, 0], [0.5, 0, 0]], 0.5) == 0
+    assert pairs([[0, 0, 0], [0.5, 0, 0]], 0.4999) == 2
+
+
+def test_the_cell_list_finds_a_neighbour_exactly_r_away_for_a_sub_angstrom_cutoff():
+    """Cubes are a hair wider than r / 2 for every r (the +1e-9 Å): a pair exactly r = 0.5 Å
+    apart along x, wherever it sits against the cube edges, is found by both searches."""
+    lattice, r = np.eye(3) * 10.0, 0.5
+    for x0 in 1.5 + np.arange(17) / 32:  # binary fractions: the pair is exactly 0.5 Å apart
+        cart = np.array([[x0, 1.0, 1.0], [x0 + r, 1.0, 1.0]])
+        cells = all_neighbors(lattice, cart / 10.0, r, cart=cart, method="cells")
+        brute = all_neighbors(lattice, cart / 10.0, r, cart=cart, method="brute")
+        assert as_set(cells) == as_set(brute) == reference(lattice, cart / 10.0, r, cart=cart)
+        assert cells.distance.tolist() == [0.5, 0.5], x0
+
+
+def test_the_rounded_lattice_is_float64_even_for_an_integer_matrix():
+    m = rounded_lattice([[3, 0, 0], [0, 4, 0], [1, 1, 5]])
+    assert m.dtype == np.float64 and m.tolist() == [[3.0, 0, 0], [0, 4.0, 0], [1.0, 1.0, 5.0]]
+
+
+def test_image_box_bounds_each_axis_by_its_own_coordinates_in_product_order():
+    """Per axis: floor(min) - maxr … ceil(max) + maxr - 1 of that axis' coordinates (x from
+    5.1, z from -1.2), listed in itertools.product order (x slowest, z fastest)."""
+    frac = np.array([[5.1, 0.1, -1.2]])
+    box = image_box(np.eye(3) * 4.0, frac, 2.85, 0.15)  # maxr = 1 on every axis
+    want = list(itertools.product(range(4, 7), range(-1, 2), range(-3, 0)))
+    assert box.tolist() == [list(map(float, im)) for im in want]
+
+
+@pytest.mark.parametrize("method", ["brute", "cells"])
+def test_sites_given_with_negative_fractional_coordinates_are_searched_like_jarvis(method):
+    """The image filter's reach is the sites' extent (max - min) plus r, on any side of 0; the
+    box is jarvis' (which, from ceil(max frac) = 0, stops at image 0: 5 pairs, not all)."""
+    lattice = np.eye(3) * 4.0
+    frac = np.array([[-0.25, -0.25, -0.25], [-0.75, -0.75, -0.5]])
+    found = all_neighbors(lattice, frac, 3.0, method=method)
+    assert found.counts().tolist() == [1, 4]
+    want = jarvis_pairs(lattice, frac, 3.0)
+    if want is not None:
+        assert sorted(as_set(found)) == want
