@@ -18,11 +18,16 @@ Each group runs in its own copy of the repository (``.mutation/<group>/``, ignor
 the working tree is never touched and a run interrupted half-way leaves nothing behind. mutmut
 first runs the group's tests once to learn which test covers which function, then runs only
 those tests against each mutant, in forked workers (``--jobs``, default one per core). Measured
-with ``--jobs 1`` on a shared 2-core machine: words and symmetry (about 300 mutants each) in
-1-5 minutes, the verdict rules (1,103) in about 20, similarity (1,518) in about 25, the
+with ``--jobs 1`` on a shared 2-core machine: words, symmetry and same_words (about 300 mutants
+each) in 1-5 minutes, the verdict rules (1,103) in about 20, similarity (1,518) in about 25, the
 unpickler (766, checkpoint tests) in about 35; a whole run takes a few hours on one core, so
 ``--sample`` gives an estimate in a fraction of the time. The test files per group are chosen to
-be fast (no TUI, no subprocesses); the slower end-to-end tests still run in the default suite.
+be fast (no TUI; a subprocess only where the behaviour needs one, such as reading a stopword
+list under another locale); the slower end-to-end tests still run in the default suite.
+
+``--recheck`` trusts mutmut's map of which test reaches which function, and mutmut extends it
+only for tests with new names: a test edited to reach a function it did not reach before is not
+run against that function's mutants until the group runs in full.
 
 The kill rate counts timeouts as killed (the mutant hangs: a test noticed) and mutants no test
 reaches as survivors. Mutants listed in ``scripts/mutation_equivalents.toml`` (matched by
