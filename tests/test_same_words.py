@@ -224,3 +224,28 @@ def test_float32_features_are_measured_in_float64():
     pairs = _boundary_pairs()
     X = np.array([[0.0, 0.0], [0.0008338402, 0.0], [0.0, 1.4442534]], dtype=np.float32)
     assert distinct_count(X, pairs) == distinct_count(X.astype(np.float64), pairs)
+
+
+def test_pairs_are_measured_in_chunks_as_large_as_the_bound_allows(monkeypatch):
+    """Chunks bound memory, yet hold as many whole rows of partners as fit: a 4,860-atom cell
+    measured one row (or one pair) at a time would take thousands of numpy calls."""
+    from fga_tui.diagnostics import same_words as sw
+
+    n = 30  # 10 atoms each of A, B, C, all reading "ba": one class, paired with itself
+    top = [{"atom": f"X_{i}", "words": [["ba", 1.0]]} for i in range(n)]
+    pairs = same_word_pairs(top, [[i] for i in range(n)], ["A", "B", "C"] * 10)
+    ((a, b),) = pairs.blocks
+    # A with B and C: 20 partners, 5 rows per chunk; B with C: 10 partners, 10 rows
+    sizes = [len(left) for left, _ in sw._block_pairs(a, b, 100)]
+    assert sizes == [100, 100, 100] and sum(sizes) == pairs.count
+    bounds = []
+    real = sw._block_pairs
+
+    def spy(a, b, max_pairs):
+        bounds.append(max_pairs)
+        yield from real(a, b, max_pairs)
+
+    monkeypatch.setattr(sw, "_block_pairs", spy)
+    monkeypatch.setattr(sw, "_CHUNK_ELEMENTS", 400)
+    assert distinct_count(np.arange(4.0 * n).reshape(n, 4), pairs) == 300
+    assert bounds == [100]  # 400 numbers per chunk / 4 features per pair
