@@ -580,6 +580,33 @@ async def test_quitting_during_a_real_500_atom_diagnosis_on_the_gpu(tmp_path):
     await _quit_during_a_real_500_atom_diagnosis(tmp_path, "auto")
 
 
+def test_a_closed_app_is_freed(session, monkeypatch):
+    """Nothing keeps a closed app alive: modules the panes import while it runs must not bind
+    its print capture (plotext does ``from sys import stdout`` at import)."""
+    import asyncio
+    import gc
+    import sys
+    import weakref
+
+    for name in [m for m in sys.modules if m == "plotext" or m.startswith("plotext.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh while the app runs
+
+    async def run() -> weakref.ref:
+        app = FgaApp(session=session)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _ready(pilot)
+            await pilot.press("right", "c")
+            await pilot.pause(0.2)
+        return weakref.ref(app)
+
+    ref = asyncio.run(run())
+    gc.collect()
+    import plotext._plotter.plot as plot
+
+    assert plot.stdout is sys.__stdout__
+    assert ref() is None
+
+
 def test_kept_pictures_hold_no_strips_and_plotext_is_frozen(session, cell):
     """Long-lived panes' caches stay out of every full garbage collection's walk: kept
     pictures are segment lists (a Strip owns seven caches), and modules imported on first use
@@ -616,5 +643,6 @@ def test_kept_pictures_hold_no_strips_and_plotext_is_frozen(session, cell):
 
             young = {id(o) for o in gc.get_objects(generation=2)}
             assert id(vars(plotext)) not in young  # frozen, never walked again
+        assert gc.get_freeze_count() == 0  # the closed app leaves nothing frozen behind
 
     asyncio.run(run())
