@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fga_tui.diagnostics.severity import Severity
@@ -40,6 +40,7 @@ from fga_tui.tui.messages import (
 )
 from fga_tui.tui.session import Request, Session, SessionOptions
 from fga_tui.tui.state import MODES, WORD_MODES, Cursor
+from fga_tui.tui.textual_leaks import Footer, forget_dead_styles
 from fga_tui.tui.themes import CYCLE as THEMES
 from fga_tui.tui.widgets.atoms import HEADER, AtomList
 from fga_tui.tui.widgets.heatmap import Heatmap
@@ -194,7 +195,7 @@ class FgaApp(App[None]):
     ) -> None:
         super().__init__()
         self._t0 = time.perf_counter()
-        self._gc = GcPolicy()
+        self._gc = GcPolicy(before_thaw=forget_dead_styles)
         if session is None:
             if options is None:
                 raise ValueError("FgaApp needs options or a session")

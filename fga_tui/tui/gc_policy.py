@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: frozen objects added since the last thaw that force one even while keys are pressed
@@ -37,7 +38,9 @@ MIN_THAW_INTERVAL_S = 10.0
 class GcPolicy:
     """Freeze after each full collection; thaw when idle or when the frozen set grew."""
 
-    def __init__(self) -> None:
+    def __init__(self, before_thaw: Callable[[], None] | None = None) -> None:
+        self.before_thaw = before_thaw
+        """Drops references held only by caches, so the thaw's collection frees what they pin."""
         self.installed = False
         self.baseline = 0
         self.last_input = time.monotonic()
@@ -91,6 +94,8 @@ class GcPolicy:
         """Free the cyclic garbage among frozen objects, then freeze the survivors again."""
         self._thawing = True
         try:
+            if self.before_thaw is not None:
+                self.before_thaw()
             gc.unfreeze()
             gc.collect()
             gc.freeze()
