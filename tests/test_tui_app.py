@@ -580,6 +580,72 @@ async def test_quitting_during_a_real_500_atom_diagnosis_on_the_gpu(tmp_path):
     await _quit_during_a_real_500_atom_diagnosis(tmp_path, "auto")
 
 
+def test_a_closed_app_is_freed(session, monkeypatch):
+    """Nothing keeps a closed app alive: modules the panes import while it runs must not bind
+    its print capture (plotext does ``from sys import stdout`` at import)."""
+    import asyncio
+    import gc
+    import sys
+    import weakref
+
+    for name in [m for m in sys.modules if m == "plotext" or m.startswith("plotext.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh while the app runs
+
+    async def run() -> weakref.ref:
+        app = FgaApp(session=session)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _ready(pilot)
+            await pilot.press("right", "c")
+            await pilot.pause(0.2)
+        return weakref.ref(app)
+
+    ref = asyncio.run(run())
+    gc.collect()
+    import plotext._plotter.plot as plot
+
+    assert plot.stdout is sys.__stdout__
+    assert ref() is None
+
+
+async def test_closed_modals_and_old_footer_keys_are_freed(session):
+    """Each binding change rebuilds the footer's keys; the old ones must be freed (Textual's
+    own footer keeps every key it ever showed: Textualize/textual#6666). And after the idle
+    thaw no removed widget's styles cache is left (a method ``lru_cache`` pins them)."""
+    import gc
+
+    from textual._styles_cache import StylesCache
+    from textual.widget import Widget
+    from textual.widgets._footer import FooterKey
+
+    from fga_tui.tui.textual_leaks import WATCHERS, Footer
+
+    app = FgaApp(session=session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _ready(pilot)
+        footer = app.screen.query_one(Footer)
+        for _ in range(12):  # a modal on and off: the screen's bindings change twice
+            await pilot.press("question_mark")
+            await pilot.pause(0.05)
+            await pilot.press("escape")
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        shown = len(footer.query(FooterKey))
+        assert shown > 0
+        app._gc.uninstall()  # unfrozen: ``gc.get_objects`` does not list frozen objects
+        gc.collect()
+        alive = sum(1 for o in gc.get_objects() if type(o) is FooterKey)
+        watching = len(getattr(footer, WATCHERS)["compact"])
+        # The keys on screen, plus at most one rebuild still being replaced (12 rounds leaked
+        # 24 rebuilds' worth before the fix).
+        assert shown <= watching <= 2 * shown
+        assert shown <= alive <= 2 * shown
+        app._gc.thaw()
+        gc.unfreeze()
+        caches = sum(1 for o in gc.get_objects() if type(o) is StylesCache)
+        widgets = sum(1 for o in gc.get_objects() if issubclass(type(o), Widget))
+        assert 0 < caches <= widgets  # the 12 help screens' caches too, without the clear
+
+
 def test_kept_pictures_hold_no_strips_and_plotext_is_frozen(session, cell):
     """Long-lived panes' caches stay out of every full garbage collection's walk: kept
     pictures are segment lists (a Strip owns seven caches), and modules imported on first use
@@ -616,5 +682,6 @@ def test_kept_pictures_hold_no_strips_and_plotext_is_frozen(session, cell):
 
             young = {id(o) for o in gc.get_objects(generation=2)}
             assert id(vars(plotext)) not in young  # frozen, never walked again
+        assert gc.get_freeze_count() == 0  # the closed app leaves nothing frozen behind
 
     asyncio.run(run())

@@ -79,10 +79,21 @@ def test_no_thaw_when_nothing_was_frozen_since_the_last(policy, monkeypatch):
     assert policy.tick() is False
 
 
-def test_uninstall_removes_the_callback():
+def test_uninstall_removes_the_callback_and_unfreezes():
+    import weakref
+
     p = GcPolicy()
     p.install()
     assert p._after_collection in gc.callbacks
+    nodes = [Node() for _ in range(50)]
+    gc.collect()  # frozen now
+    refs = [weakref.ref(n) for n in nodes]
+    del nodes
+    assert gc.get_freeze_count() > 0
     p.uninstall()
     assert p._after_collection not in gc.callbacks
-    gc.unfreeze()
+    assert gc.get_freeze_count() == 0  # nothing left frozen for the next app in the process
+    gc.collect()
+    assert all(r() is None for r in refs)  # what died while frozen is freed after the app
+    p.uninstall()  # twice is harmless
+    assert not p.installed

@@ -13,13 +13,19 @@ objects). Freezing right after a full collection pins no garbage, but objects fr
 become cyclic garbage later (old screen lines); ``thaw`` (``gc.unfreeze`` + a full collection,
 ~50-100 ms) frees them. It runs when the user is idle, or, during a long unbroken burst of
 keys, when the frozen set has grown by ``THAW_GROWTH`` objects since the last thaw: memory
-stays bounded either way. The policy is per process and removed when the app exits.
+stays bounded either way. The policy is per process and removed when the app exits: then the
+frozen objects go back to the collector (``gc.unfreeze``), so what the closed app leaves behind
+is freed and the next app in the same process (tests, benchmarks, a host embedding the
+inspector) does not start with it frozen: measured, an app opened after a 300-key session in
+the same process inherited 222,000 frozen objects, and its thaws walked them all (70-110 ms
+stalls instead of 10-30 ms).
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: frozen objects added since the last thaw that force one even while keys are pressed
@@ -32,7 +38,9 @@ MIN_THAW_INTERVAL_S = 10.0
 class GcPolicy:
     """Freeze after each full collection; thaw when idle or when the frozen set grew."""
 
-    def __init__(self) -> None:
+    def __init__(self, before_thaw: Callable[[], None] | None = None) -> None:
+        self.before_thaw = before_thaw
+        """Drops references held only by caches, so the thaw's collection frees what they pin."""
         self.installed = False
         self.baseline = 0
         self.last_input = time.monotonic()
@@ -52,8 +60,10 @@ class GcPolicy:
         self.installed = True
 
     def uninstall(self) -> None:
+        """Stop freezing and hand every frozen object back to the collector."""
         if self.installed:
             gc.callbacks.remove(self._after_collection)
+            gc.unfreeze()
             self.installed = False
 
     def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
@@ -84,6 +94,8 @@ class GcPolicy:
         """Free the cyclic garbage among frozen objects, then freeze the survivors again."""
         self._thawing = True
         try:
+            if self.before_thaw is not None:
+                self.before_thaw()
             gc.unfreeze()
             gc.collect()
             gc.freeze()

@@ -14,10 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fga_tui.tui.dataset import DatasetRow, code_counts, filtered
+from fga_tui.tui.textual_leaks import Footer
 
 ALL = "__all__"
 MARK = {"error": "✖ error", "warning": "▲ warning", "info": "● info", "failed": "✖ FAILED"}
