@@ -335,7 +335,7 @@ def test_an_export_removes_the_leftovers_of_killed_exports_only(tmp_path):
     assert not dead.exists() and mine.exists() and out.is_dir()
 
 
-def test_report_md_and_screen_svg_are_utf8_under_an_ascii_locale(tmp_path):
+def test_report_md_and_screen_svg_are_the_same_utf8_bytes_under_an_ascii_locale(tmp_path):
     """A report names words and atoms in any script ("Å", "≥"), and Textual's SVG holds box
     drawing: both files are UTF-8 whatever the locale. Written in a child process under the C
     locale with UTF-8 mode and locale coercion off (locale encoding ASCII), they hold the same
@@ -370,5 +370,17 @@ def test_report_md_and_screen_svg_are_utf8_under_an_ascii_locale(tmp_path):
     assert done.returncode == 0, done.stderr
     encoding, out = done.stdout.split()
     assert encoding.lower() not in ("utf-8", "utf8")  # the child really writes ASCII by default
-    assert (Path(out) / "report.md").read_bytes() == markdown.encode("utf-8")
-    assert (Path(out) / "screen.svg").read_bytes() == svg.encode("utf-8")
+    here = write_snapshot(tmp_path / "here", trace=RecordingTrace(), report=Md(markdown), svg=svg)
+    for name in ("report.md", "screen.svg"):  # the same bytes as in this (UTF-8) process
+        assert (Path(out) / name).read_bytes() == (here / name).read_bytes()
+    assert (here / "report.md").read_bytes() == markdown.encode("utf-8")
+    assert (here / "screen.svg").read_bytes() == svg.encode("utf-8")
+
+
+class Md(FakeReport):
+    def __init__(self, markdown: str) -> None:
+        super().__init__()
+        self.markdown = markdown
+
+    def to_markdown(self) -> str:
+        return self.markdown
