@@ -352,6 +352,15 @@ def test_numpy_dtype_refuses_object_dtypes_and_passes_flags():
     refused_with("numpy", "dtype", 5)
 
 
+def test_numpy_dtype_defaults_like_np_dtype_and_copies_only_when_asked():
+    """np.dtype(obj) returns numpy's shared instance and copy=True a new, equal one; the guarded
+    rebuild keeps both defaults (align=False, copy=False)."""
+    make = guarded("numpy", "dtype")
+    assert make("f8") is np.dtype("f8") and make("f8", False) is np.dtype("f8")
+    copied = make("f8", False, True)
+    assert copied == np.dtype("f8") and copied is not np.dtype("f8")
+
+
 def test_get_layout_takes_a_name():
     assert guarded("torch.serialization", "_get_layout")("torch.strided") is torch.strided
     assert "(expected a layout name)" in refused_with("torch.serialization", "_get_layout", 1)
