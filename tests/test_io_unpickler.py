@@ -361,6 +361,17 @@ def test_numpy_dtype_defaults_like_np_dtype_and_copies_only_when_asked():
     assert copied == np.dtype("f8") and copied is not np.dtype("f8")
 
 
+def test_a_tensor_is_rebuilt_on_its_storages_device():
+    """torch.load's map_location puts storages on a device first (cuda in use; "meta" stands in
+    here, as it needs no GPU): the tensor around a storage must be made on that device."""
+    rebuild = guarded("torch._utils", "_rebuild_tensor")
+    typed = torch.storage.TypedStorage(4, dtype=torch.float32, device="meta")
+    t = rebuild(typed, 0, (2, 2), (2, 1))
+    assert (t.device.type, t.dtype, tuple(t.shape)) == ("meta", torch.float32, (2, 2))
+    untyped = torch.UntypedStorage(3, device="meta")
+    assert rebuild(untyped, 0, (3,), (1,)).device.type == "meta"
+
+
 def test_get_layout_takes_a_name():
     assert guarded("torch.serialization", "_get_layout")("torch.strided") is torch.strided
     assert "(expected a layout name)" in refused_with("torch.serialization", "_get_layout", 1)
