@@ -491,6 +491,14 @@ def test_inert_record_fields_from_every_state_layout():
     assert three.fields() == {}
 
 
+def test_pydantic_state_inside_a_dict_and_slots_pair_is_unwrapped_too():
+    """A (dict_state, slot_state) pair is merged first, then read like any dict state: pydantic's
+    ``__dict__`` inside it gives the fields, not a field named ``__dict__``."""
+    record = inert_type("pkg", "Config")()
+    record.__setstate__(({"__dict__": {"hidden": 64}, "__fields_set__": {"hidden"}}, None))
+    assert record.fields() == {"hidden": 64}
+
+
 def test_inert_records_hold_items_and_refuse_attributes():
     cls = inert_type("pkg", "Bag")
     bag = cls()
