@@ -19,8 +19,9 @@ the working tree is never touched and a run interrupted half-way leaves nothing 
 first runs the group's tests once to learn which test covers which function, then runs only
 those tests against each mutant, in forked workers (``--jobs``, default one per core). Measured
 with ``--jobs 1`` on a shared 2-core machine: words, symmetry and same_words (about 300 mutants
-each) in 1-5 minutes, the verdict rules (1,103) in about 20, similarity (1,518) in about 25, the
-unpickler (766, checkpoint tests) in about 35; a whole run takes a few hours on one core, so
+each) in 1-5 minutes, atomic and snapshot (about 130 each) in 1-2, similarity (1,518) and the
+unpickler (766, checkpoint tests) in about 10 each, the graph (372) in about 11, the verdict rules
+(1,103) in about 20; a whole run takes an hour or two on one core, so
 ``--sample`` gives an estimate in a fraction of the time. The test files per group are chosen to
 be fast (no TUI; a subprocess only where the behaviour needs one, such as reading a stopword
 list under another locale); the slower end-to-end tests still run in the default suite.

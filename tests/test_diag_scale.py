@@ -462,3 +462,28 @@ def test_the_normalised_dirichlet_energy_on_the_large_path():
     assert large.dirichlet_normalized == pytest.approx(sim.dirichlet_energy(X, *edges) * 4 / 0.0506)
     zero = sim.large_stage_metrics("s", np.zeros((4, 3)), *edges, [[i] for i in range(4)])
     assert (zero.dirichlet, zero.dirichlet_normalized) == (0.0, 0.0)
+
+
+def test_a_centred_row_within_the_tolerance_of_the_mean_atom_is_degenerate_in_the_embedding():
+    """Atom 3 is the mean atom shifted along (1, 1, 1), plus 1e-12: its centred row is constant
+    up to a residue far below CENTER_RTOL x the largest row norm, so it is degenerate (the
+    dense matrix gives it 1 with itself, 0 with the others), not a unit vector along the
+    residue. The embedding must agree row by row."""
+    rng = np.random.default_rng(11)
+    rest = rng.standard_normal((3, 3))
+    v = np.array([0.5 + 1e-12, 0.5 - 1e-12, 0.5])
+    X = np.vstack([rest, (4 * v + rest.sum(axis=0)) / 3])
+    dense = sim.centered_correlation(X)
+    assert dense[3].tolist() == [0.0, 0.0, 0.0, 1.0]
+    V = sim.similarity_embedding(X, "centred")
+    np.testing.assert_allclose(np.clip(V @ V.T, -1.0, 1.0), dense, atol=1e-12)
+
+
+def test_a_column_with_a_range_of_exactly_one_is_centred_like_any_other_on_the_large_path():
+    X = np.random.default_rng(12).standard_normal((6, 4))
+    X[:, 3] = [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]  # np.ptp == 1 exactly; only constant columns zero
+    orbits = [[i] for i in range(6)]
+    exact = sim.stage_metrics("s", X, [], [], orbits)
+    large = sim.large_stage_metrics("s", X, [], [], orbits)
+    for field in ("mean_centered_corr", "cross_orbit_centered_corr"):
+        assert getattr(large, field) == pytest.approx(getattr(exact, field), rel=1e-9)

@@ -301,3 +301,50 @@ def test_a_bare_file_name_is_written_in_the_current_folder(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     atomic_write_bytes("bare.bin", b"x")
     assert _names(tmp_path) == ["bare.bin"]
+
+
+def test_pid_one_and_up_are_asked_with_signal_zero_and_the_answer_is_kept(monkeypatch):
+    """Only pids <= 0 (process groups) are refused unasked; init (pid 1) is a pid like any other.
+    os.kill is replaced by a recorder: no real signal can reach init under a mutant."""
+    calls: list[tuple[int, int]] = []
+    answer: list[BaseException | None] = [None]
+
+    def kill(pid: int, sig: int) -> None:
+        calls.append((pid, sig))
+        if answer[0] is not None:
+            raise answer[0]
+
+    monkeypatch.setattr(atomic.os, "kill", kill)
+    assert atomic._pid_alive(1) is True and atomic._pid_alive(2) is True
+    assert calls == [(1, 0), (2, 0)]
+    answer[0] = ProcessLookupError()
+    assert atomic._pid_alive(1) is False
+    answer[0] = PermissionError()
+    assert atomic._pid_alive(1) is True
+    assert not atomic._pid_alive(0) and calls == [(1, 0), (2, 0), (1, 0), (1, 0)]
+
+
+def test_a_stale_temporary_that_cannot_be_removed_does_not_stop_the_others(tmp_path, monkeypatch):
+    class Stuck:  # a leftover whose removal fails (e.g. a folder the user may not write)
+        name = ".x.1.stuck.tmp"
+
+        def is_dir(self) -> bool:
+            return False
+
+        def is_symlink(self) -> bool:
+            return False
+
+        def unlink(self) -> None:
+            raise PermissionError(errno.EACCES, "denied")
+
+    later = tmp_path / ".x.2.later.tmp"
+    later.write_bytes(b"")
+    stuck = Stuck()
+
+    class Folder:
+        def glob(self, pattern):
+            return [stuck, later]
+
+    monkeypatch.setattr(atomic, "is_stale", lambda path, now=None: True)
+    assert atomic.remove_stale(Folder(), ".x.*") == [later]
+    assert not later.exists()

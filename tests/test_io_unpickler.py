@@ -352,6 +352,26 @@ def test_numpy_dtype_refuses_object_dtypes_and_passes_flags():
     refused_with("numpy", "dtype", 5)
 
 
+def test_numpy_dtype_defaults_like_np_dtype_and_copies_only_when_asked():
+    """np.dtype(obj) returns numpy's shared instance and copy=True a new, equal one; the guarded
+    rebuild keeps both defaults (align=False, copy=False)."""
+    make = guarded("numpy", "dtype")
+    assert make("f8") is np.dtype("f8") and make("f8", False) is np.dtype("f8")
+    copied = make("f8", False, True)
+    assert copied == np.dtype("f8") and copied is not np.dtype("f8")
+
+
+def test_a_tensor_is_rebuilt_on_its_storages_device():
+    """torch.load's map_location puts storages on a device first (cuda in use; "meta" stands in
+    here, as it needs no GPU): the tensor around a storage must be made on that device."""
+    rebuild = guarded("torch._utils", "_rebuild_tensor")
+    typed = torch.storage.TypedStorage(4, dtype=torch.float32, device="meta")
+    t = rebuild(typed, 0, (2, 2), (2, 1))
+    assert (t.device.type, t.dtype, tuple(t.shape)) == ("meta", torch.float32, (2, 2))
+    untyped = torch.UntypedStorage(3, device="meta")
+    assert rebuild(untyped, 0, (3,), (1,)).device.type == "meta"
+
+
 def test_get_layout_takes_a_name():
     assert guarded("torch.serialization", "_get_layout")("torch.strided") is torch.strided
     assert "(expected a layout name)" in refused_with("torch.serialization", "_get_layout", 1)
@@ -469,6 +489,14 @@ def test_inert_record_fields_from_every_state_layout():
     three = cls()
     three.__setstate__(({"a": 1}, {"b": 2}, {"c": 3}))
     assert three.fields() == {}
+
+
+def test_pydantic_state_inside_a_dict_and_slots_pair_is_unwrapped_too():
+    """A (dict_state, slot_state) pair is merged first, then read like any dict state: pydantic's
+    ``__dict__`` inside it gives the fields, not a field named ``__dict__``."""
+    record = inert_type("pkg", "Config")()
+    record.__setstate__(({"__dict__": {"hidden": 64}, "__fields_set__": {"hidden"}}, None))
+    assert record.fields() == {"hidden": 64}
 
 
 def test_inert_records_hold_items_and_refuse_attributes():

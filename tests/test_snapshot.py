@@ -333,3 +333,54 @@ def test_an_export_removes_the_leftovers_of_killed_exports_only(tmp_path):
         (folder / "sub").mkdir(parents=True)
     out = write_snapshot(tmp_path, trace=_trace(), report=FakeReport())
     assert not dead.exists() and mine.exists() and out.is_dir()
+
+
+def test_report_md_and_screen_svg_are_the_same_utf8_bytes_under_an_ascii_locale(tmp_path):
+    """A report names words and atoms in any script ("Å", "≥"), and Textual's SVG holds box
+    drawing: both files are UTF-8 whatever the locale. Written in a child process under the C
+    locale with UTF-8 mode and locale coercion off (locale encoding ASCII), they hold the same
+    UTF-8 bytes as here."""
+    markdown, svg = "# Ångström ≥ 0.5\n", "<svg>│▁ Å</svg>"
+    root = Path(snapshot.__file__).resolve().parents[1]  # where the imported fga_tui lives
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env["PYTHONPATH"] = str(root)
+    code = (
+        "import locale, sys\n"
+        "from pathlib import Path\n"
+        "from fga_tui.snapshot import write_snapshot\n"
+        "class Trace:\n"
+        "    def save_npz(self, path):\n"
+        "        Path(path).write_bytes(b'npz')\n"
+        "class Report:\n"
+        "    def to_json(self):\n"
+        "        return {}\n"
+        "    def to_markdown(self):\n"
+        f"        return {markdown!a}\n"
+        "print(locale.getpreferredencoding(False))\n"
+        f"out = write_snapshot(sys.argv[1], trace=Trace(), report=Report(), svg={svg!a})\n"
+        "print(out)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    encoding, out = done.stdout.split()
+    assert encoding.lower() not in ("utf-8", "utf8")  # the child really writes ASCII by default
+    here = write_snapshot(tmp_path / "here", trace=RecordingTrace(), report=Md(markdown), svg=svg)
+    for name in ("report.md", "screen.svg"):  # the same bytes as in this (UTF-8) process
+        assert (Path(out) / name).read_bytes() == (here / name).read_bytes()
+    assert (here / "report.md").read_bytes() == markdown.encode("utf-8")
+    assert (here / "screen.svg").read_bytes() == svg.encode("utf-8")
+
+
+class Md(FakeReport):
+    def __init__(self, markdown: str) -> None:
+        super().__init__()
+        self.markdown = markdown
+
+    def to_markdown(self) -> str:
+        return self.markdown

@@ -223,3 +223,24 @@ def test_line_graph_of_edges_into_a_node_without_outgoing_edges():
     lg_src, lg_dst = graph.line_graph(np.array([0, 1]), np.array([1, 2]), 3)
     assert (lg_src.tolist(), lg_dst.tolist()) == ([0], [1])
     assert lg_src.dtype == lg_dst.dtype == np.int64
+
+
+def test_build_graphs_passes_every_option_on_to_build_graph(monkeypatch):
+    """The cutoff only sets where the radius search starts (the k nearest are the same from any
+    start), so it cannot be seen in the graph: a recorder stands in for build_graph."""
+    seen: list[dict] = []
+    monkeypatch.setattr(graph, "build_graph", lambda s, **kw: seen.append(kw) or s)
+    cells = _cells(2)
+    assert build_graphs(cells, cutoff=5.5, max_neighbors=7, use_canonize=False) == cells
+    assert seen == [{"cutoff": 5.5, "max_neighbors": 7, "use_canonize": False}] * 2
+
+
+def test_antiparallel_bonds_whose_rounding_overshoots_are_clamped_to_minus_one():
+    """Two edges with the same float32 vector v (quirk A's doubled self-image edges): the angle
+    between -v and v is computed as -1.0000001 in float32 and clamped to -1, like torch.clamp
+    upstream; the same pair the other way round (v with v) to +1."""
+    v = np.array([[1.3696168661117554, -2.3021328449249268, -4.590264797210693]] * 2, np.float32)
+    cos = graph.bond_cosines(v, np.array([0, 1]), np.array([1, 0]))
+    assert cos.dtype == np.float32 and cos.tolist() == [-1.0, -1.0]
+    w = np.concatenate([v[:1], -v[:1]])
+    assert graph.bond_cosines(w, np.array([0]), np.array([1])).tolist() == [1.0]

@@ -441,6 +441,22 @@ def test_no_gradient_path_lists_modules():
     assert no_gradient_path(ev(audit=audit())) == []
 
 
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        (1, "1 module gets no (or exactly zero) gradient by construction: m0."),
+        (2, "2 modules get no (or exactly zero) gradient by construction: m0, m1."),
+        (5, "5 modules get no (or exactly zero) gradient by construction: m0, m1, m2, m3, m4."),
+        (6, "6 modules get no (or exactly zero) gradient by construction: m0, m1, m2, m3, m4 ...."),
+    ],
+)
+def test_no_gradient_path_message_counts_and_lists_five_at_most(count, message):
+    found = [Finding("no_gradient", "warning", "x", (), {"module": f"m{i}"}) for i in range(count)]
+    v = one(no_gradient_path(ev(audit=audit(*found))))
+    assert v.message == message
+    assert v.evidence["modules"] == [f"m{i}" for i in range(count)]
+
+
 def test_degenerate_softmax_one_info_each():
     found = degenerate_softmax(ev(degenerate=("a", "b")))
     assert [(v.severity, v.evidence["weights"]) for v in found] == [
