@@ -85,15 +85,6 @@ def test_no_gradient_path_lists_five_modules_then_an_ellipsis():
     assert no_gradient_path(ev(audit=audit(_module("m", "unchanged")))) == []
 
 
-def test_no_gradient_path_agrees_in_number_from_two_modules_on():
-    def message(n: int) -> str:
-        return one(no_gradient_path(ev(audit=audit(*[_module(f"m{i}") for i in range(n)])))).message
-
-    assert message(1).startswith("1 module gets no (or exactly zero) gradient by construction: m0")
-    assert message(2).startswith("2 modules get no (or exactly zero) gradient by construction: m0")
-    assert message(3).startswith("3 modules get no ")
-
-
 def test_attention_untrained_messages_name_the_parameters_and_the_branch():
     a2t = Finding(
         "unchanged",
