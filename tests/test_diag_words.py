@@ -3,13 +3,9 @@ middle of the text, heads, ``k``, precision and the errors a caller can trigger.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from locale_support import run_under_ascii_locale
 
 from fga_tui.diagnostics import words
 from fga_tui.io.errors import InputError
@@ -113,25 +109,12 @@ def test_a_utf8_stopword_list_is_read_as_utf8_under_an_ascii_locale(tmp_path):
     a stopword instead of an unreadable file, as it is here."""
     user = tmp_path / "stop.txt"
     user.write_text("Ångström\n", encoding="utf-8")
-    root = Path(words.__file__).resolve().parents[2]  # where the imported fga_tui lives
-    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    env["PYTHONPATH"] = str(root)
     code = (
-        "import locale, sys\n"
+        "import sys\n"
         "from fga_tui.diagnostics.words import load_stopwords\n"
-        "print(locale.getpreferredencoding(False))\n"
         "print(ascii(sorted(load_stopwords(sys.argv[1]))))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(user)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    encoding, stopwords = done.stdout.split()
-    assert encoding.lower() not in ("utf-8", "utf8")  # the child really reads ASCII by default
+    (stopwords,) = run_under_ascii_locale(code, str(user))
     assert stopwords == ascii(sorted(words.load_stopwords(user))) == ascii(["ångström"])
 
 

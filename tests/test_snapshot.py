@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from locale_support import run_under_ascii_locale
 from unprivileged import as_nobody, locked_dir
 
 from fga_tui import snapshot
@@ -341,11 +342,8 @@ def test_report_md_and_screen_svg_are_the_same_utf8_bytes_under_an_ascii_locale(
     locale with UTF-8 mode and locale coercion off (locale encoding ASCII), they hold the same
     UTF-8 bytes as here."""
     markdown, svg = "# Ångström ≥ 0.5\n", "<svg>│▁ Å</svg>"
-    root = Path(snapshot.__file__).resolve().parents[1]  # where the imported fga_tui lives
-    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    env["PYTHONPATH"] = str(root)
     code = (
-        "import locale, sys\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from fga_tui.snapshot import write_snapshot\n"
         "class Trace:\n"
@@ -356,20 +354,10 @@ def test_report_md_and_screen_svg_are_the_same_utf8_bytes_under_an_ascii_locale(
         "        return {}\n"
         "    def to_markdown(self):\n"
         f"        return {markdown!a}\n"
-        "print(locale.getpreferredencoding(False))\n"
         f"out = write_snapshot(sys.argv[1], trace=Trace(), report=Report(), svg={svg!a})\n"
         "print(out)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    encoding, out = done.stdout.split()
-    assert encoding.lower() not in ("utf-8", "utf8")  # the child really writes ASCII by default
+    (out,) = run_under_ascii_locale(code, str(tmp_path))
     here = write_snapshot(tmp_path / "here", trace=RecordingTrace(), report=Md(markdown), svg=svg)
     for name in ("report.md", "screen.svg"):  # the same bytes as in this (UTF-8) process
         assert (Path(out) / name).read_bytes() == (here / name).read_bytes()
