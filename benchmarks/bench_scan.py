@@ -37,7 +37,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,30 +48,9 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def make_dataset(folder: Path, n: int, seed: int = 0) -> Path:
     """n JARVIS-style rows: perovskites and rock salts with varied elements and lattices."""
-    rng = np.random.default_rng(seed)
-    tokens = FIXTURES / "nacl.tokens.npz"
-    rows = []
-    for i in range(n):
-        if i % 2:
-            a = float(rng.uniform(3.7, 4.2))
-            el = [str(rng.choice(["Sr", "Ba", "Ca"])), str(rng.choice(["Ti", "Zr", "Hf"]))]
-            coords = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-            atoms = {
-                "lattice_mat": (np.eye(3) * a).tolist(),
-                "coords": coords,
-                "elements": [*el, "O", "O", "O"],
-                "cartesian": False,
-            }
-        else:
-            a = float(rng.uniform(2.6, 3.2))
-            el = [str(rng.choice(["Na", "K", "Li"])), str(rng.choice(["Cl", "Br", "F"]))]
-            atoms = {
-                "lattice_mat": [[0, a, a], [a, 0, a], [a, a, 0]],
-                "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
-                "elements": el,
-                "cartesian": False,
-            }
-        rows.append({"jid": f"s{i}", "atoms": atoms, "text": "x", "tokens": str(tokens)})
+    from fga_tui.tui.synthetic import dataset_rows
+
+    rows = dataset_rows(n, FIXTURES / "nacl.tokens.npz", seed)
     path = folder / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

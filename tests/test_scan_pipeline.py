@@ -27,38 +27,16 @@ from fga_tui.cli import app
 from fga_tui.scan import runner as scan_runner
 from fga_tui.scan.rows import assemble_job
 from fga_tui.structure.symmetry import analyse_symmetry
+from fga_tui.tui.synthetic import dataset_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CKPT = FIXTURES / "fork_ckpt.pt"
 TOKENS = FIXTURES / "nacl.tokens.npz"
-PEROVSKITE = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
 
 
 def perovskite_rows(n: int) -> list[dict]:
-    """n rows alternating perovskites (3 orbits) and rock salts of varied sizes and elements."""
-    rng = np.random.default_rng(7)
-    rows = []
-    for i in range(n):
-        if i % 2:
-            a = float(rng.uniform(3.7, 4.2))
-            el = [str(rng.choice(["Sr", "Ba", "Ca"])), str(rng.choice(["Ti", "Zr", "Hf"]))]
-            atoms = {
-                "lattice_mat": (np.eye(3) * a).tolist(),
-                "coords": PEROVSKITE.tolist(),
-                "elements": [*el, "O", "O", "O"],
-                "cartesian": False,
-            }
-        else:
-            a = float(rng.uniform(2.6, 3.2))
-            el = [str(rng.choice(["Na", "K"])), "Cl"]
-            atoms = {
-                "lattice_mat": [[0, a, a], [a, 0, a], [a, a, 0]],
-                "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
-                "elements": el,
-                "cartesian": False,
-            }
-        rows.append({"jid": f"s{i}", "atoms": atoms, "text": "x", "tokens": str(TOKENS)})
-    return rows
+    """n rows alternating rock salts and perovskites (3 orbits) of varied sizes and elements."""
+    return dataset_rows(n, TOKENS, seed=7, cations=("Na", "K"), anions=("Cl",))
 
 
 def _arrays(trace) -> list[np.ndarray]:

@@ -7,35 +7,22 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tui_support import ready
+from tui_support import ba4hfli_options, ready
 
 from fga_tui.tui.app import FgaApp
 from fga_tui.tui.messages import AttributionReady, Progress, ViewReady
-from fga_tui.tui.session import Session, SessionOptions
-from fga_tui.tui.synthetic import ba4hfli
+from fga_tui.tui.session import Session
 from fga_tui.tui.widgets.atoms import atom_row
 from fga_tui.tui.widgets.words import OWN_MARK, TopWords
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def primed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("attr")
-    sample, tokens = ba4hfli(folder)
-    session = Session(
-        SessionOptions(
-            FIXTURES / "fork_ckpt.pt",
-            sample,
-            tokens=tokens,
-            device="cpu",
-            snapshot_dir=folder / "snaps",
-        )
-    )
+    session = Session(ba4hfli_options(folder))
     posted: list = []
     threads: list[str] = []
 

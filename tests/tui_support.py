@@ -20,21 +20,26 @@ def prime(session) -> None:
     assert any(isinstance(m, ViewReady) for m in posted), posted
 
 
-def ba4hfli_session(folder: Path, device: str = "cpu"):
-    """A primed in-process session on the fork fixture checkpoint and the 6-atom cell."""
-    from fga_tui.tui.session import Session, SessionOptions
+def ba4hfli_options(folder: Path, device: str = "cpu"):
+    """Session options on the fork fixture checkpoint and the 6-atom cell written in ``folder``."""
+    from fga_tui.tui.session import SessionOptions
     from fga_tui.tui.synthetic import ba4hfli
 
     sample, tokens = ba4hfli(folder)
-    session = Session(
-        SessionOptions(
-            FIXTURES / "fork_ckpt.pt",
-            sample,
-            tokens=tokens,
-            device=device,
-            snapshot_dir=folder / "snaps",
-        )
+    return SessionOptions(
+        FIXTURES / "fork_ckpt.pt",
+        sample,
+        tokens=tokens,
+        device=device,
+        snapshot_dir=folder / "snaps",
     )
+
+
+def ba4hfli_session(folder: Path, device: str = "cpu"):
+    """A primed in-process session on the fork fixture checkpoint and the 6-atom cell."""
+    from fga_tui.tui.session import Session
+
+    session = Session(ba4hfli_options(folder, device))
     prime(session)
     return session
 

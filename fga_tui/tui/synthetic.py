@@ -3,7 +3,9 @@
 ``ba4hfli``: the canonical 6-atom case of the original question (Ba_0…Ba_3 one orbit, Hf_4,
 Li_5; space group P-43m, Wyckoff 4e / 1a / 1b). ``supercell``: a 5×5×5 supercell of an
 L1₂ Ba₃Li cell (500 atoms) with a small deterministic rattle that breaks the symmetry, the
-worst case for the panes (500 orbits, heat map aggregated by element). Token embeddings are
+worst case for the panes (500 orbits, heat map aggregated by element). ``dataset_rows``:
+JARVIS-style rows of perovskites and rock salts for the scan's tests and benchmarks. Token
+embeddings are
 seeded random vectors of the checkpoint's text width: enough to exercise the attention, not
 MatSciBERT.
 """
@@ -148,3 +150,40 @@ def demo_supercell(
         sample["tokens"] = str((Path(source).parent / row["tokens"]).resolve())
     out.write_text(json.dumps(sample), encoding="utf-8")
     return out
+
+
+PEROVSKITE = ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5))
+
+
+def dataset_rows(
+    n: int,
+    tokens: str | Path,
+    seed: int,
+    cations: tuple[str, ...] = ("Na", "K", "Li"),
+    anions: tuple[str, ...] = ("Cl", "Br", "F"),
+) -> list[dict]:
+    """``n`` rows alternating rock salts (2 orbits) and ABO₃ perovskites (3 orbits) with seeded
+    lattices and elements, all reading the token states in ``tokens``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        if i % 2:
+            a = float(rng.uniform(3.7, 4.2))
+            el = [str(rng.choice(["Sr", "Ba", "Ca"])), str(rng.choice(["Ti", "Zr", "Hf"]))]
+            atoms = {
+                "lattice_mat": (np.eye(3) * a).tolist(),
+                "coords": [list(c) for c in PEROVSKITE],
+                "elements": [*el, "O", "O", "O"],
+                "cartesian": False,
+            }
+        else:
+            a = float(rng.uniform(2.6, 3.2))
+            el = [str(rng.choice(cations)), str(rng.choice(anions))]
+            atoms = {
+                "lattice_mat": [[0, a, a], [a, 0, a], [a, a, 0]],
+                "coords": [[0, 0, 0], [0.5, 0.5, 0.5]],
+                "elements": el,
+                "cartesian": False,
+            }
+        rows.append({"jid": f"s{i}", "atoms": atoms, "text": "x", "tokens": str(tokens)})
+    return rows
